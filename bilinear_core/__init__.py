@@ -1,0 +1,27 @@
+"""Bilinear MLPs for single-cell analysis: models, training, exact interpretation, frequencies, enrichment."""
+
+from . import datasets, enrichment, frequencies, interpret, plotting, preprocess, report, train
+from .interpret import Modules, eigendecompose, module_scores, top_genes
+from .model import BilinearMLP
+from .train import FitResult, fit, train_classifier, train_regressor
+
+__all__ = [
+    "BilinearMLP",
+    "FitResult",
+    "Modules",
+    "datasets",
+    "eigendecompose",
+    "enrichment",
+    "fit",
+    "frequencies",
+    "interpret",
+    "module_scores",
+    "plotting",
+    "preprocess",
+    "report",
+    "top_genes",
+    "train",
+    "train_classifier",
+    "train_regressor",
+]
+__version__ = "0.1.0"

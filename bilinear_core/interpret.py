@@ -1,0 +1,189 @@
+"""Interaction matrices, their exact low-rank eigendecomposition, cell scores and top genes.
+
+For output ``a`` the model computes ``y_a = xᵀ Q_a x`` with
+``Q_a = Σ_h P[a,h] · sym(w_h v_hᵀ)`` (``W, V: (h, g)``, ``P: (t, h)``). Writing
+``B = [Wᵀ Vᵀ]`` (``g × 2h``) gives ``Q_a = B M_a Bᵀ`` with the ``2h × 2h`` block matrix
+``M_a = ½ [[0, diag(p_a)], [diag(p_a), 0]]``. With the thin QR ``B = U R`` the non-zero
+eigenpairs of ``Q_a`` are those of ``R M_a Rᵀ`` mapped back through ``U``: exact, and no
+``g × g`` matrix is ever formed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._validate import as_dense_float
+from .model import BilinearMLP
+
+
+def _weights(model: BilinearMLP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``W (h, g)``, ``V (h, g)``, ``P (t, h)`` as float64 tensors."""
+    return tuple(m.weight.detach().double() for m in (model.left, model.right, model.head))
+
+
+def interaction_matrices(model: BilinearMLP, outputs=None) -> torch.Tensor:
+    """Dense symmetric ``Q`` of shape ``(t, g, g)``: the reference for tests, not for large ``g``."""
+    W, V, P = _weights(model)
+    P = P if outputs is None else P[list(np.atleast_1d(outputs))]
+    Q = torch.einsum("ah,hi,hj->aij", P, W, V)
+    return 0.5 * (Q + Q.transpose(1, 2))
+
+
+def quadratic_form(model: BilinearMLP, X) -> np.ndarray:
+    """``xᵀ Q_a x`` for every cell and output via the low-rank factors: ``(n, g) -> (n, t)``."""
+    W, V, P = _weights(model)
+    X = torch.from_numpy(as_dense_float(X)).double()
+    return torch.einsum("ah,nh,nh->na", P, X @ W.T, X @ V.T).numpy()
+
+
+def _dense_eigh(Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenpairs of symmetric ``(..., g, g)`` matrices, eigenvalues descending."""
+    values, vectors = torch.linalg.eigh(Q)
+    return values.flip(-1), vectors.flip(-1)
+
+
+@dataclass
+class Modules:
+    """Eigen-decomposition of every output's interaction matrix.
+
+    ``eigenvalues`` is ``(t, k)`` and ``eigenvectors`` ``(t, g, k)``, both ordered by
+    descending eigenvalue so module 0 is the largest positive one. ``k ≤ 2h`` (the rank bound);
+    the ``g - k`` missing eigenvalues are exactly zero. Signs of eigenvectors are fixed so
+    that the largest-magnitude loading is positive.
+    """
+
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    output_names: list[str]
+    var_names: list[str]
+
+    def _index(self, output) -> int:
+        if isinstance(output, (int, np.integer)):
+            if not -len(self.output_names) <= output < len(self.output_names):
+                raise IndexError(f"Output {output} out of range for {len(self.output_names)} outputs.")
+            return int(output)
+        if output not in self.output_names:
+            raise KeyError(f"Unknown output {output!r}; outputs are {self.output_names}.")
+        return self.output_names.index(output)
+
+    def values(self, output) -> np.ndarray:
+        """Eigenvalues ``(k,)`` of one output, descending."""
+        return self.eigenvalues[self._index(output)]
+
+    def vectors(self, output) -> np.ndarray:
+        """Eigenvectors ``(g, k)`` of one output, columns ordered like :meth:`values`."""
+        return self.eigenvectors[self._index(output)]
+
+    def spectrum(self) -> pd.DataFrame:
+        """Tidy table of every eigenvalue: output, module, eigenvalue."""
+        t, k = self.eigenvalues.shape
+        return pd.DataFrame(
+            {
+                "output": np.repeat(self.output_names, k),
+                "module": np.tile(np.arange(k), t),
+                "eigenvalue": self.eigenvalues.ravel(),
+            }
+        )
+
+
+def _fix_signs(vectors: np.ndarray) -> np.ndarray:
+    """Flip each column so that its largest-magnitude entry is positive. ``(..., g, k)``."""
+    idx = np.abs(vectors).argmax(axis=-2)[..., None, :]
+    signs = np.sign(np.take_along_axis(vectors, idx, axis=-2))
+    signs[signs == 0] = 1
+    return vectors * signs
+
+
+def eigendecompose(model: BilinearMLP, output_names=None, var_names=None, dense: bool = False) -> Modules:
+    """Exact eigenpairs of every output's symmetric ``Q_a``.
+
+    The low-rank path (default) costs one thin QR of ``[Wᵀ Vᵀ]`` (``g × 2h``, shared by all
+    outputs) plus one ``2h × 2h`` symmetric eigenproblem per output, and returns the ``2h``
+    eigenpairs that can be non-zero. ``dense=True`` forms each ``g × g`` matrix and keeps its
+    ``2h`` largest-magnitude eigenpairs (the reference the tests compare against).
+    """
+    W, V, P = _weights(model)
+    h, g = W.shape
+    t = P.shape[0]
+    output_names = [str(i) for i in range(t)] if output_names is None else [str(o) for o in output_names]
+    var_names = [str(i) for i in range(g)] if var_names is None else [str(v) for v in var_names]
+    if len(output_names) != t or len(var_names) != g:
+        raise ValueError(
+            f"The model has {t} outputs and {g} inputs; got {len(output_names)} output names and "
+            f"{len(var_names)} var names."
+        )
+    if dense:
+        values, vectors = _dense_eigh(interaction_matrices(model))
+        keep = values.abs().argsort(dim=-1, descending=True)[:, : min(2 * h, g)].sort(dim=-1).values
+        values = values.gather(-1, keep)
+        vectors = vectors.gather(-1, keep[:, None, :].expand(-1, g, -1))
+    else:
+        U, R = torch.linalg.qr(torch.cat([W, V]).T)  # U: (g, r), R: (r, 2h), r = min(g, 2h)
+        RW, RV = R[:, :h], R[:, h:]  # images of W and V in the basis U: (r, h)
+        S = torch.einsum("ih,ah,jh->aij", RW, P, RV)  # R M_a Rᵀ before symmetrising: (t, r, r)
+        small_values, small_vectors = _dense_eigh(0.5 * (S + S.transpose(1, 2)))
+        values = small_values
+        vectors = torch.einsum("gi,aik->agk", U, small_vectors)
+    return Modules(
+        eigenvalues=values.numpy(),
+        eigenvectors=_fix_signs(vectors.numpy()),
+        output_names=output_names,
+        var_names=var_names,
+    )
+
+
+def module_scores(X, modules: Modules, output, n_modules: int = 3) -> np.ndarray:
+    """Project cells onto the leading modules of one output: ``(n, g) -> (n, n_modules)``."""
+    X = as_dense_float(X)
+    vectors = modules.vectors(output)
+    if X.shape[1] != vectors.shape[0]:
+        raise ValueError(f"X has {X.shape[1]} genes but the modules were computed on {vectors.shape[0]}.")
+    return X @ vectors[:, :n_modules].astype(np.float32)
+
+
+def n_top_genes(n_genes: int, fraction: float = 0.01, min_genes: int = 50) -> int:
+    """The post's top-1 % rule with a floor: ``max(ceil(fraction·g), min_genes)``, at most ``g // 2``."""
+    if not 0.0 < fraction <= 0.5:
+        raise ValueError(f"fraction must lie in (0, 0.5], got {fraction!r}.")
+    return int(min(max(np.ceil(fraction * n_genes), min_genes), n_genes // 2))
+
+
+def top_genes(modules: Modules, output, module: int = 0, fraction: float = 0.01, min_genes: int = 50) -> pd.DataFrame:
+    """Top genes per sign of one module as a tidy table.
+
+    Columns: ``sign`` (``"positive"``/``"negative"``), ``rank`` (0 = strongest), ``gene``,
+    ``loading``. Each sign gets :func:`n_top_genes` genes.
+    """
+    vector = modules.vectors(output)[:, module]
+    n = n_top_genes(len(vector), fraction, min_genes)
+    order = np.argsort(vector)
+    frames = []
+    for sign, idx in (("positive", order[::-1][:n]), ("negative", order[:n])):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "sign": sign,
+                    "rank": np.arange(n),
+                    "gene": np.asarray(modules.var_names)[idx],
+                    "loading": vector[idx],
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    table.insert(0, "output", modules.output_names[modules._index(output)])
+    table.insert(1, "module", module)
+    return table
+
+
+def spectrum_energy(modules: Modules, ks=(1, 3, 10)) -> pd.DataFrame:
+    """Fraction of ``‖Q_a‖²_F = Σ λ²`` carried by the ``k`` largest-magnitude eigenvalues, per output."""
+    squared = np.sort(modules.eigenvalues**2, axis=1)[:, ::-1]
+    total = squared.sum(axis=1, keepdims=True)
+    return pd.DataFrame(
+        {f"top_{k}": squared[:, :k].sum(axis=1) / total[:, 0] for k in ks},
+        index=pd.Index(modules.output_names, name="output"),
+    )

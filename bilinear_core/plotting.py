@@ -1,0 +1,109 @@
+"""Figures shared by the chapters (matplotlib/seaborn); each returns its ``Figure``."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.colors import TwoSlopeNorm
+
+from .interpret import Modules
+
+
+def training_curves(history: pd.DataFrame, title: str = ""):
+    """Train/validation loss and metric (accuracy or MAE) per epoch, side by side."""
+    metric = "accuracy" if "val_accuracy" in history else "mae"
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
+    for ax, what in zip(axes, ("loss", metric)):
+        for split, style in (("train", "-"), ("val", "--")):
+            ax.plot(history["epoch"], history[f"{split}_{what}"], style, label=split)
+        ax.set(xlabel="epoch", ylabel=what, title=f"{title} {what}".strip())
+        ax.legend(frameon=False)
+    return fig
+
+
+def per_class_bars(table: pd.DataFrame, value: str = "recall", title: str = "Validation accuracy per class"):
+    """Bar plot of one column of a per-class table (index = class)."""
+    fig, ax = plt.subplots(figsize=(6, 3), constrained_layout=True)
+    sns.barplot(x=table.index, y=table[value], ax=ax, color="steelblue")
+    ax.set(ylim=(0, 1), ylabel=value, xlabel="", title=title)
+    ax.tick_params(axis="x", rotation=45)
+    for label in ax.get_xticklabels():
+        label.set_ha("right")
+    return fig
+
+
+def confusion_heatmap(confusion: pd.DataFrame, title: str = "Confusion matrix (rows sum to 1)"):
+    """Heatmap of a row-normalised confusion matrix (rows: true, columns: predicted)."""
+    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
+    sns.heatmap(confusion, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, ax=ax, cbar=False)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return fig
+
+
+def eigen_spectrum(modules: Modules, output, n: int = 20, ax=None):
+    """The ``n`` largest-magnitude eigenvalues of one output, sorted descending, coloured by sign."""
+    values = modules.values(output)
+    top = np.sort(values[np.argsort(-np.abs(values))[:n]])[::-1]
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 3), constrained_layout=True)
+    ax.bar(np.arange(len(top)), top, color=np.where(top >= 0, "tab:red", "tab:blue"))
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set(xlabel="eigenvalue rank (by value)", ylabel="eigenvalue", title=f"Spectrum of Q[{output}]")
+    return fig
+
+
+def module_histograms(scores: np.ndarray, labels, target: str, modules=(0, 1, 2), bins: int = 40):
+    """Histograms of cell scores on each module, one colour per label, ``target`` drawn on top."""
+    labels = pd.Categorical(labels)
+    palette = dict(zip(labels.categories, sns.color_palette("tab10", len(labels.categories))))
+    fig, axes = plt.subplots(1, len(modules), figsize=(4 * len(modules), 3), constrained_layout=True)
+    for ax, m in zip(np.atleast_1d(axes), modules):
+        edges = np.histogram_bin_edges(scores[:, m], bins=bins)
+        order = [c for c in labels.categories if c != target] + [target]
+        for c in order:
+            sel = np.asarray(labels == c)
+            ax.hist(scores[sel, m], bins=edges, alpha=0.9 if c == target else 0.45, color=palette[c], label=c,
+                    histtype="stepfilled" if c == target else "step", lw=1.2)  # fmt: skip
+        ax.set(xlabel=f"module {m} score", ylabel="cells", title=f"{target}: module {m}")
+    np.atleast_1d(axes)[-1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1, 1), loc="upper left")
+    return fig
+
+
+def module_vs_target(scores: np.ndarray, target: np.ndarray, labels, name: str, modules=(0, 1, 2)):
+    """Module scores against a continuous target, coloured by label, with Pearson r in each title."""
+    labels = pd.Categorical(labels)
+    palette = dict(zip(labels.categories, sns.color_palette("tab10", len(labels.categories))))
+    fig, axes = plt.subplots(1, len(modules), figsize=(4 * len(modules), 3.2), constrained_layout=True)
+    for ax, m in zip(np.atleast_1d(axes), modules):
+        for c in labels.categories:
+            sel = np.asarray(labels == c)
+            ax.scatter(target[sel], scores[sel, m], s=3, color=palette[c], label=c, rasterized=True)
+        r = np.corrcoef(target, scores[:, m])[0, 1]
+        ax.set(xlabel=name, ylabel=f"module {m} score", title=f"module {m} (r = {r:.2f})")
+    np.atleast_1d(axes)[-1].legend(fontsize=7, markerscale=3, frameon=False, bbox_to_anchor=(1, 1), loc="upper left")
+    return fig
+
+
+def embedding_values(embedding: np.ndarray, values: np.ndarray, titles, cmap: str = "RdBu_r"):
+    """Scatter of a 2-d embedding coloured by each column of ``values`` on a diverging map centred at 0."""
+    values = np.asarray(values).reshape(len(embedding), -1)
+    fig, axes = plt.subplots(1, values.shape[1], figsize=(3.6 * values.shape[1], 3.4), constrained_layout=True)
+    for ax, v, title in zip(np.atleast_1d(axes), values.T, titles):
+        lim = np.abs(v).max()
+        sc = ax.scatter(*embedding.T, c=v, s=2, cmap=cmap, norm=TwoSlopeNorm(0, -lim, lim), rasterized=True)
+        ax.set(title=title, xticks=[], yticks=[])
+        fig.colorbar(sc, ax=ax, shrink=0.7)
+    return fig
+
+
+def predicted_vs_true(pred: np.ndarray, true: np.ndarray, names, labels=None):
+    """One scatter per output of predictions against targets, with the identity line."""
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.2), constrained_layout=True)
+    colors = None if labels is None else pd.Categorical(labels).codes
+    for i, (ax, name) in enumerate(zip(np.atleast_1d(axes), names)):
+        ax.scatter(true[:, i], pred[:, i], s=3, c=colors, cmap="tab10", rasterized=True)
+        lo, hi = min(true[:, i].min(), pred[:, i].min()), max(true[:, i].max(), pred[:, i].max())
+        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+        ax.set(xlabel="true", ylabel="predicted", title=name)
+    return fig

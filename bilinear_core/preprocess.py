@@ -1,0 +1,102 @@
+"""The post's preprocessing: drop ribosomal genes, normalise, log1p, highly variable genes."""
+
+from __future__ import annotations
+
+import numpy as np
+import scanpy as sc
+from anndata import AnnData
+from scipy import sparse
+
+from ._validate import check_finite, check_min_cells, get_obs_column
+
+RIBOSOMAL_PREFIXES = ("Rpl", "Rps", "RPL", "RPS")
+
+
+def drop_genes(adata: AnnData, prefixes=RIBOSOMAL_PREFIXES) -> AnnData:
+    """A copy of ``adata`` without genes whose name starts with one of ``prefixes``."""
+    keep = ~adata.var_names.str.startswith(tuple(prefixes))
+    return adata[:, keep].copy()
+
+
+def normalize_log1p(adata: AnnData, layer: str | None = "spliced", size_factor_key: str | None = None) -> AnnData:
+    """Total-count normalisation to the median total, then ``log1p``, written to ``adata.X``.
+
+    ``size_factor_key`` names an obs column of per-cell totals to divide by instead of the
+    totals of the genes present (used for the offline pancreas copy, whose totals over all genes
+    are in ``initial_size_spliced``). The counts stay in ``adata.layers["counts"]``.
+    """
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"Layer {layer!r} not found in adata.layers; available layers: {sorted(adata.layers)}.")
+    counts = adata.layers[layer] if layer is not None else adata.X
+    counts = sparse.csr_matrix(counts, dtype=np.float32)
+    check_finite(counts.data, f"The counts in {'adata.X' if layer is None else f'layer {layer!r}'}")
+    if size_factor_key is None:
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+    else:
+        totals = get_obs_column(adata, size_factor_key).to_numpy(dtype=np.float64)
+        check_finite(totals, f"adata.obs[{size_factor_key!r}]")
+    if (totals <= 0).any():
+        raise ValueError(f"{int((totals <= 0).sum())} cell(s) have no counts; filter them out first.")
+    scale = np.median(totals) / totals
+    adata.layers["counts"] = counts.copy()
+    adata.X = sparse.diags(scale.astype(np.float32)) @ counts
+    sc.pp.log1p(adata)
+    return adata
+
+
+def preprocess(
+    adata: AnnData,
+    n_top_genes: int = 10_000,
+    layer: str | None = "spliced",
+    size_factor_key: str | None = None,
+    drop_prefixes=RIBOSOMAL_PREFIXES,
+    min_cells: int = 20,
+) -> AnnData:
+    """The post's pipeline on a copy: drop Rpl/Rps, normalise + log1p ``layer``, keep HVGs.
+
+    Keeps ``min(n_top_genes, n_genes)`` highly variable genes (scanpy's ``seurat`` flavour on
+    the log data, ``subset=True``); if that is every gene, all are kept. Records the steps in
+    ``adata.uns["preprocessing"]``.
+    """
+    check_min_cells(adata.n_obs, min_cells, "Preprocessing")
+    n_in = adata.n_vars
+    adata = drop_genes(adata, drop_prefixes)
+    n_dropped = n_in - adata.n_vars
+    normalize_log1p(adata, layer, size_factor_key)
+    n_hvg = min(int(n_top_genes), adata.n_vars)
+    if n_hvg < adata.n_vars:
+        sc.pp.highly_variable_genes(adata, n_top_genes=n_hvg, subset=True)
+    adata.uns["preprocessing"] = {
+        "n_genes_in": int(n_in),
+        "n_ribosomal_dropped": int(n_dropped),
+        "layer": layer,
+        "size_factor_key": size_factor_key,
+        "n_top_genes_requested": int(n_top_genes),
+        "n_genes": int(adata.n_vars),
+    }
+    return adata
+
+
+def embed(adata: AnnData, n_pcs: int = 50, n_neighbors: int = 30, seed: int = 0) -> AnnData:
+    """PCA → neighbours → UMAP with a fixed seed, unless ``adata.obsm["X_umap"]`` already exists."""
+    if "X_umap" in adata.obsm:
+        adata.uns.setdefault("umap_source", "stored in the data file")
+        return adata
+    sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_vars - 1, adata.n_obs - 1), random_state=seed)
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, random_state=seed)
+    sc.tl.umap(adata, random_state=seed)
+    adata.uns["umap_source"] = f"computed here (PCA {n_pcs}, {n_neighbors} neighbours, seed {seed})"
+    return adata
+
+
+def pancreas(n_top_genes: int = 10_000, umap: bool = True) -> AnnData:
+    """The post's pancreas input: load (see :func:`bilinear_core.datasets.pancreas`), preprocess, embed.
+
+    Normalises the ``spliced`` layer with the size factors the loader recorded and keeps
+    ``min(n_top_genes, n_genes)`` HVGs; computes a seeded UMAP unless the file stores one.
+    """
+    from .datasets import pancreas as load_pancreas
+
+    adata = load_pancreas()
+    adata = preprocess(adata, n_top_genes, layer="spliced", size_factor_key=adata.uns["dataset"]["size_factor_key"])
+    return embed(adata) if umap else adata

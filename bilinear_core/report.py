@@ -1,0 +1,64 @@
+"""One module's interpretation: top genes per sign, their enrichment and a generated summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .enrichment import DEFAULT_LIBRARIES, enrich_modules
+from .interpret import Modules, top_genes
+
+SIGNS = ("positive", "negative")
+
+
+@dataclass
+class ModuleReport:
+    """Top genes (both signs) and enrichment of one module of one output."""
+
+    output: str
+    module: int
+    eigenvalue: float
+    genes: pd.DataFrame
+    enrichment: pd.DataFrame
+
+    def top_table(self, n: int = 10) -> pd.DataFrame:
+        """The ``n`` strongest genes per sign side by side (columns ``positive``, ``negative``)."""
+        return pd.DataFrame(
+            {sign: self.genes.loc[self.genes["sign"] == sign, "gene"].head(n).to_list() for sign in SIGNS},
+            index=pd.RangeIndex(n, name="rank"),
+        )
+
+    def key_terms(self, sign: str, n: int = 5) -> list[str]:
+        """The ``n`` most significant terms of one sign (adjusted p ≤ the cutoff used)."""
+        return self.enrichment.loc[self.enrichment["sign"] == sign, "term"].head(n).to_list()
+
+    def summary(self, n_genes: int = 5, n_terms: int = 3) -> str:
+        """A templated Markdown interpretation built from the results, one bullet per sign."""
+        lines = []
+        for sign in SIGNS:
+            genes = ", ".join(self.top_table(n_genes)[sign])
+            terms = self.key_terms(sign, n_terms)
+            enriched = "; ".join(terms) if terms else "no term passes adjusted p ≤ 0.05"
+            lines.append(f"- **{sign.capitalize()} pole**: led by {genes}. Enriched: {enriched}.")
+        return "\n".join(lines)
+
+
+def module_report(
+    modules: Modules,
+    output,
+    module: int = 0,
+    libraries=DEFAULT_LIBRARIES,
+    fraction: float = 0.01,
+    min_genes: int = 50,
+    **enrich_kwargs,
+) -> ModuleReport:
+    """Top genes of ``module`` of ``output`` (1 % per sign, at least ``min_genes``) and their enrichment."""
+    genes = top_genes(modules, output, module, fraction=fraction, min_genes=min_genes)
+    return ModuleReport(
+        output=str(genes["output"].iloc[0]),
+        module=module,
+        eigenvalue=float(modules.values(output)[module]),
+        genes=genes,
+        enrichment=enrich_modules(genes, libraries, **enrich_kwargs),
+    )

@@ -1,0 +1,288 @@
+"""Training loop for classification and regression with the post's settings."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from sklearn.model_selection import train_test_split
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._validate import as_dense_float, check_finite, check_min_cells, get_matrix, get_obs_column
+from .model import BilinearMLP
+
+TASKS = ("classification", "regression")
+REGRESSION_LOSSES = {"huber": nn.HuberLoss, "mse": nn.MSELoss, "l1": nn.L1Loss}
+MIN_CELLS = 10
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class FitResult:
+    """A trained model with its split and per-epoch history.
+
+    ``history`` has one row per epoch with ``train_loss`` and ``val_loss`` and either
+    ``train_accuracy``/``val_accuracy`` (classification) or ``train_mae``/``val_mae``
+    (regression). ``classes`` are the label names in output order (classification);
+    ``output_names`` name every output.
+    """
+
+    model: BilinearMLP
+    history: pd.DataFrame
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    task: str
+    output_names: list[str]
+    classes: list[str] | None = None
+    settings: dict = field(default_factory=dict)
+
+    def predict(self, X) -> np.ndarray:
+        """Model outputs ``(n, t)``: logits (classification) or predictions (regression)."""
+        X = torch.from_numpy(as_dense_float(X))
+        self.model.eval()
+        with torch.no_grad():
+            return self.model(X).numpy()
+
+    def predict_labels(self, X) -> np.ndarray:
+        """Predicted class names ``(n,)`` (classification only)."""
+        if self.task != "classification":
+            raise ValueError("predict_labels is only defined for classification models.")
+        return np.asarray(self.classes)[self.predict(X).argmax(axis=1)]
+
+
+def split_indices(n: int, val_fraction: float = 0.3, seed: int = 42, stratify=None) -> tuple[np.ndarray, np.ndarray]:
+    """Train/validation indices, stratified on ``stratify`` when given."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}.")
+    idx = np.arange(n)
+    try:
+        train_idx, val_idx = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=stratify)
+    except ValueError as err:  # e.g. a class with a single cell cannot be stratified
+        raise ValueError(f"Cannot split {n} cells into train/validation: {err}") from None
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def _encode_targets(y, task: str, n: int):
+    """Targets as a tensor plus output names (and classes for classification)."""
+    if task == "classification":
+        # keep the category order of a categorical (e.g. developmental order of clusters)
+        if not isinstance(y, pd.Categorical):
+            y = np.asarray(y)
+            if y.ndim != 1:
+                raise ValueError(f"Classification labels must be 1-d, got shape {y.shape}.")
+            y = pd.Categorical(y)
+        if len(y) != n:
+            raise ValueError(f"X has {n} cells but the labels have {len(y)} entries.")
+        if y.isna().any():
+            raise ValueError(f"The labels contain {int(y.isna().sum())} missing value(s); drop those cells first.")
+        y = y.remove_unused_categories()
+        classes, codes = [str(c) for c in y.categories], y.codes
+        if len(classes) < 2:
+            raise ValueError(f"Classification needs at least 2 classes, found {len(classes)}: {classes}.")
+        return torch.from_numpy(codes.astype(np.int64)), classes, classes
+    y = np.asarray(y, dtype=np.float32)
+    if y.shape[0] != n:
+        raise ValueError(f"X has {n} cells but the targets have {y.shape[0]} entries.")
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise ValueError(f"Regression targets must be 1-d or 2-d, got shape {y.shape}.")
+    check_finite(y, "The regression targets")
+    return torch.from_numpy(np.ascontiguousarray(y)), None, [str(i) for i in range(y.shape[1])]
+
+
+def fit(
+    X,
+    y,
+    *,
+    task: str = "classification",
+    n_hidden: int = 128,
+    epochs: int = 100,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = True,
+    loss: str = "huber",
+    val_fraction: float = 0.3,
+    train_idx: np.ndarray | None = None,
+    val_idx: np.ndarray | None = None,
+    seed: int = 42,
+    dropout: float = 0.0,
+    bias: bool = False,
+    output_names: list[str] | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train a :class:`BilinearMLP` with Adam and cosine annealing.
+
+    Parameters
+    ----------
+    X
+        Expression ``(n, g)``, dense or sparse (densified to float32 once).
+    y
+        Labels ``(n,)`` for classification; targets ``(n,)`` or ``(n, t)`` for regression.
+    task
+        ``"classification"`` (cross-entropy, stratified split) or ``"regression"``
+        (``loss`` of ``"huber"``, ``"mse"`` or ``"l1"``, random split).
+    weight_decay, decoupled_weight_decay
+        Weight decay of Adam; decoupled (AdamW-style, the default) or as an L2 term in the gradient.
+    train_idx, val_idx
+        A fixed split; otherwise ``val_fraction`` of the cells are held out with ``seed``.
+    epochs, batch_size, lr, seed, n_hidden, dropout, bias
+        As in the post: 100 epochs, lr 1e-4, hidden 128, seeds fixed.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    if task == "regression" and loss not in REGRESSION_LOSSES:
+        raise ValueError(f"loss must be one of {sorted(REGRESSION_LOSSES)}, got {loss!r}.")
+    for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    X = as_dense_float(X)
+    n, g = X.shape
+    check_min_cells(n, MIN_CELLS, "Training")
+    targets, classes, names = _encode_targets(y, task, n)
+    if output_names is not None:
+        if len(output_names) != len(names):
+            raise ValueError(f"output_names has {len(output_names)} entries for {len(names)} outputs.")
+        names = list(output_names)
+    if (train_idx is None) != (val_idx is None):
+        raise ValueError("Pass both train_idx and val_idx, or neither.")
+    if train_idx is None:
+        stratify = targets.numpy() if task == "classification" else None
+        train_idx, val_idx = split_indices(n, val_fraction, seed, stratify)
+    train_idx, val_idx = np.asarray(train_idx), np.asarray(val_idx)
+
+    set_seed(seed)
+    model = BilinearMLP(g, n_hidden, len(names), dropout=dropout, bias=bias)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()
+
+    X_t = torch.from_numpy(X)
+    X_train, y_train = X_t[train_idx], targets[train_idx]
+    X_val, y_val = X_t[val_idx], targets[val_idx]
+    metric = "accuracy" if task == "classification" else "mae"
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    bar = tqdm(range(epochs), desc=f"bilinear {task}", disable=not progress, unit="epoch")
+    for epoch in bar:
+        model.train()
+        loss_sum, metric_sum = 0.0, 0.0
+        for batch in torch.randperm(len(train_idx), generator=generator).split(batch_size):
+            xb, yb = X_train[batch], y_train[batch]
+            out = model(xb)
+            batch_loss = criterion(out, yb)
+            optimizer.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            optimizer.step()
+            loss_sum += batch_loss.item() * len(batch)
+            metric_sum += _metric_sum(out.detach(), yb, task)
+        scheduler.step()
+        model.eval()
+        with torch.no_grad():
+            out_val = model(X_val)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / len(train_idx),
+                "val_loss": criterion(out_val, y_val).item() if len(val_idx) else np.nan,
+                f"train_{metric}": metric_sum / len(train_idx),
+                f"val_{metric}": _metric_sum(out_val, y_val, task) / max(len(val_idx), 1),
+            }
+        rows.append(row)
+        bar.set_postfix(val_loss=f"{row['val_loss']:.4g}", **{f"val_{metric}": f"{row[f'val_{metric}']:.3f}"})
+    model.eval()
+    settings = dict(
+        task=task, n_hidden=n_hidden, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay, loss="cross_entropy" if task == "classification" else loss,
+        seed=seed, dropout=dropout, bias=bias, n_train=len(train_idx), n_val=len(val_idx),
+    )  # fmt: skip
+    return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings)
+
+
+def _metric_sum(out: torch.Tensor, y: torch.Tensor, task: str) -> float:
+    """Number of correct predictions (classification) or summed mean-over-outputs absolute error."""
+    if task == "classification":
+        return float((out.argmax(dim=1) == y).sum())
+    return float((out - y).abs().mean(dim=1).sum())
+
+
+def train_classifier(adata: AnnData, label_key: str, *, layer: str | None = None, **kwargs) -> FitResult:
+    """Fit a bilinear classifier of ``adata.obs[label_key]`` from ``adata.X`` (or ``layer``).
+
+    Keyword arguments go to :func:`fit`; the batch size defaults to the post's 64.
+    """
+    labels = get_obs_column(adata, label_key)
+    return fit(get_matrix(adata, layer), pd.Categorical(labels), task="classification", **kwargs)
+
+
+def train_regressor(
+    adata: AnnData, target_key: str, *, n_targets: int | None = None, layer: str | None = None, **kwargs
+) -> FitResult:
+    """Fit a bilinear regressor of ``adata.obsm[target_key]`` (first ``n_targets`` columns) or an obs column."""
+    if target_key in adata.obsm:
+        targets = np.asarray(adata.obsm[target_key], dtype=np.float32)
+        targets = targets if n_targets is None else targets[:, :n_targets]
+    elif target_key in adata.obs.columns:
+        targets = adata.obs[target_key].to_numpy(dtype=np.float32)
+    else:
+        raise KeyError(
+            f"Target {target_key!r} is neither in adata.obsm ({sorted(adata.obsm)}) "
+            f"nor in adata.obs ({list(adata.obs.columns)})."
+        )
+    kwargs.setdefault("task", "regression")
+    return fit(get_matrix(adata, layer), targets, **kwargs)
+
+
+def classification_report(result: FitResult, X, labels, idx=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-class table and row-normalised confusion matrix on cells ``idx`` (default: validation).
+
+    The table has ``n_cells``, ``recall`` (per-class accuracy) and ``precision`` per class (rows
+    in the model's class order); the confusion matrix has true classes as rows, predictions as
+    columns, each row summing to 1.
+    """
+    idx = result.val_idx if idx is None else np.asarray(idx)
+    truth = pd.Categorical(np.asarray(labels)[idx].astype(str), categories=result.classes)
+    pred = pd.Categorical(result.predict_labels(as_dense_float(X)[idx]), categories=result.classes)
+    counts = pd.crosstab(truth, pred, dropna=False).reindex(index=result.classes, columns=result.classes, fill_value=0)
+    counts.index.name, counts.columns.name = "true", "predicted"
+    diag = np.diag(counts.to_numpy())
+    table = pd.DataFrame(
+        {
+            "n_cells": counts.sum(axis=1).to_numpy(),
+            "recall": diag / np.maximum(counts.sum(axis=1).to_numpy(), 1),
+            "precision": diag / np.maximum(counts.sum(axis=0).to_numpy(), 1),
+        },
+        index=pd.Index(result.classes, name="class"),
+    )
+    return table, counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
+
+
+def regression_report(result: FitResult, X, targets, idx=None) -> pd.DataFrame:
+    """Per-output ``mae``, target ``std`` and ``iqr``, ``r2`` and Pearson ``r`` on cells ``idx`` (default: validation)."""
+    idx = result.val_idx if idx is None else np.asarray(idx)
+    y = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)[idx]
+    pred = result.predict(as_dense_float(X)[idx]).astype(np.float64)
+    resid = pred - y
+    return pd.DataFrame(
+        {
+            "mae": np.abs(resid).mean(axis=0),
+            "std": y.std(axis=0),
+            "iqr": np.subtract(*np.percentile(y, [75, 25], axis=0)),
+            "r2": 1 - (resid**2).sum(axis=0) / ((y - y.mean(axis=0)) ** 2).sum(axis=0),
+            "pearson_r": [np.corrcoef(pred[:, i], y[:, i])[0, 1] for i in range(y.shape[1])],
+        },
+        index=pd.Index(result.output_names, name="output"),
+    )
