@@ -24,7 +24,7 @@ MIN_CELLS = 10
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (global seed for libraries that use it)
     torch.manual_seed(seed)
 
 
@@ -271,7 +271,7 @@ def classification_report(result: FitResult, X, labels, idx=None) -> tuple[pd.Da
 
 
 def regression_report(result: FitResult, X, targets, idx=None) -> pd.DataFrame:
-    """Per-output ``mae``, target ``std`` and ``iqr``, ``r2`` and Pearson ``r`` on cells ``idx`` (default: validation)."""
+    """Per-output ``mae``, target ``std`` and ``iqr``, ``r2`` and Pearson ``r`` on ``idx`` (default: validation)."""
     idx = result.val_idx if idx is None else np.asarray(idx)
     y = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)[idx]
     pred = result.predict(as_dense_float(X)[idx]).astype(np.float64)
