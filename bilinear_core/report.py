@@ -62,3 +62,34 @@ def module_report(
         genes=genes,
         enrichment=enrich_modules(genes, libraries, **enrich_kwargs),
     )
+
+
+def figure_markdown(fig, alt: str = "figure", dpi: int = 100) -> str:
+    """A matplotlib figure as a Markdown image with an embedded PNG (closes the figure)."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def dropdown(title: str, *parts) -> str:
+    """MyST ``{dropdown}`` source holding Markdown strings, figures and DataFrames, in order.
+
+    Display it with ``IPython.display.Markdown``; the book renders Markdown outputs as MyST
+    (``nb_render_markdown_format: myst`` in ``_config.yml``), so the dropdown is real.
+    """
+    body = []
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            body.append(part.to_markdown())
+        elif hasattr(part, "savefig"):
+            body.append(figure_markdown(part, alt=title))
+        else:
+            body.append(str(part))
+    content = "\n\n".join(body)
+    return f"::::{{dropdown}} {title}\n\n{content}\n\n::::"
