@@ -7,11 +7,11 @@ from anndata import AnnData
 from scipy import sparse
 
 
-def as_dense_float(X, name: str = "X") -> np.ndarray:
-    """Return ``X`` as a C-contiguous float32 array, refusing NaN/inf."""
+def as_dense_float(X, name: str = "X", dtype=np.float32) -> np.ndarray:
+    """Return ``X`` as a C-contiguous ``dtype`` (float32) array, refusing NaN/inf."""
     if sparse.issparse(X):
         X = X.toarray()
-    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    X = np.ascontiguousarray(np.asarray(X, dtype=dtype))
     if X.ndim != 2:
         raise ValueError(f"{name} must be a 2-d (cells × features) matrix, got shape {X.shape}.")
     check_finite(X, name)

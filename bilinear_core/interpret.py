@@ -36,7 +36,7 @@ def interaction_matrices(model: BilinearMLP, outputs=None) -> torch.Tensor:
 def quadratic_form(model: BilinearMLP, X) -> np.ndarray:
     """``xᵀ Q_a x`` for every cell and output via the low-rank factors: ``(n, g) -> (n, t)``."""
     W, V, P = _weights(model)
-    X = torch.from_numpy(as_dense_float(X)).double()
+    X = torch.from_numpy(as_dense_float(X, dtype=np.float64))
     return torch.einsum("ah,nh,nh->na", P, X @ W.T, X @ V.T).numpy()
 
 

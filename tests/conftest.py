@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+import torch
+from anndata import AnnData
+from scipy import sparse
+
+from bilinear_core import BilinearMLP
+
+
+@pytest.fixture
+def small_model():
+    """A random float64 bilinear model: g = 12 genes, h = 4 hidden, t = 3 outputs."""
+    torch.manual_seed(0)
+    return BilinearMLP(12, 4, 3).double()
+
+
+@pytest.fixture
+def toy_adata():
+    """60 cells × 30 genes of Poisson counts in two labelled groups, with a spliced layer."""
+    rng = np.random.default_rng(0)
+    rates = np.r_[np.full(15, 2.0), np.full(15, 0.5)]
+    counts = rng.poisson(np.r_[[rates] * 30, [rates[::-1]] * 30]).astype(np.float32)
+    adata = AnnData(X=sparse.csr_matrix(counts))
+    adata.layers["spliced"] = adata.X.copy()
+    adata.obs["clusters"] = np.repeat(["A", "B"], 30)
+    adata.var_names = [f"Gene{i}" for i in range(28)] + ["Rpl3", "Rps6"]
+    return adata

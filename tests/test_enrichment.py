@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+from scipy.stats import hypergeom
+
+from bilinear_core import enrichment
+
+
+@pytest.fixture
+def toy_library():
+    universe = [f"G{i}" for i in range(40)]
+    return {
+        "set_a": universe[:10],
+        "set_b": universe[5:25],
+        "set_c": universe[20:40],
+        "set_d": universe[30:35],
+    }
+
+
+def test_pvalues_equal_scipy_hypergeometric(toy_library):
+    genes = ["g0", "G1", "G2", "G3", "G6", "G21", "G22"]  # case does not matter
+    table = enrichment.enrich(genes, {"toy": toy_library}, cutoff=1.0, top=None)
+    assert set(table["term"]) == {"set_a", "set_b", "set_c"}  # set_d has no hit
+    universe = 40  # background defaults to every gene of the library
+    for row in table.itertuples():
+        members = set(toy_library[row.term])
+        hits = len(members & {g.upper() for g in genes})
+        expected = hypergeom.sf(hits - 1, universe, len(members), len(genes))
+        assert row.p_value == pytest.approx(expected, rel=1e-10)
+        assert row.overlap == f"{hits}/{len(members)}"
+    assert "g0" in table.loc[table["term"] == "set_a", "genes"].item()  # reported in the query's spelling
+
+
+def test_benjamini_hochberg_by_hand(toy_library):
+    genes = ["G0", "G1", "G2", "G3", "G6", "G21", "G22"]
+    table = enrichment.enrich(genes, {"toy": toy_library}, cutoff=1.0, top=None)
+    p = table.set_index("term")["p_value"]
+    ranked = p.sort_values()
+    m = len(ranked)
+    raw = ranked.to_numpy() * m / np.arange(1, m + 1)
+    adjusted = np.minimum(np.minimum.accumulate(raw[::-1])[::-1], 1.0)
+    np.testing.assert_allclose(table.set_index("term").loc[ranked.index, "adjusted_p"], adjusted, rtol=1e-12)
+
+
+def test_cutoff_top_and_background(toy_library):
+    genes = ["G0", "G1", "G2", "G3", "G4", "G5"]
+    strict = enrichment.enrich(genes, {"toy": toy_library}, cutoff=0.05)
+    assert (strict["adjusted_p"] <= 0.05).all() and list(strict["term"]) == ["set_a"]
+    assert len(enrichment.enrich(genes, {"toy": toy_library}, cutoff=1.0, top=1)) == 1
+    # a smaller background makes the same overlap less surprising
+    small_bg = enrichment.enrich(genes, {"toy": toy_library}, background=[f"G{i}" for i in range(12)], cutoff=1.0)
+    full_bg = enrichment.enrich(genes, {"toy": toy_library}, cutoff=1.0)
+    term_a = lambda t: t.set_index("term").loc["set_a", "p_value"]  # noqa: E731
+    assert term_a(small_bg) > term_a(full_bg)
+
+
+def test_read_gmt_enrichr_format(tmp_path):
+    path = tmp_path / "lib.gmt"
+    path.write_text("Term one\t\tabc1\tDEF2,1.0\t\nTerm two\tna\tXYZ\n")
+    assert enrichment.read_gmt(path) == {"Term one": ["ABC1", "DEF2"], "Term two": ["XYZ"]}
+    (tmp_path / "empty.gmt").write_text("\n")
+    with pytest.raises(ValueError, match="no gene sets"):
+        enrichment.read_gmt(tmp_path / "empty.gmt")
+
+
+def test_packaged_libraries_load():
+    library = enrichment.load_library("KEGG_2021_Human")
+    assert len(library) == 320
+    assert "INS" in library["Insulin secretion"]
+    with pytest.raises(FileNotFoundError, match="not found"):
+        enrichment.load_library("No_Such_Library_2099")
+
+
+def test_empty_gene_list():
+    with pytest.raises(ValueError, match="empty"):
+        enrichment.enrich([], {"toy": {"a": ["X"]}})
