@@ -187,3 +187,123 @@ def spectrum_energy(modules: Modules, ks=(1, 3, 10)) -> pd.DataFrame:
         {f"top_{k}": squared[:, :k].sum(axis=1) / total[:, 0] for k in ks},
         index=pd.Index(modules.output_names, name="output"),
     )
+
+
+def _target_matrix(targets, output_names: list[str], n: int) -> np.ndarray:
+    """Targets as ``(n, t)`` float64: numeric columns as given, or labels turned into one-vs-rest indicators."""
+    if isinstance(targets, pd.DataFrame):
+        targets = targets.to_numpy()
+    values = np.asarray(targets)
+    t = len(output_names)
+    if values.ndim == 2:
+        if values.shape != (n, t):
+            raise ValueError(f"targets must have shape (cells, outputs) = {(n, t)}, got {values.shape}.")
+        matrix = values.astype(np.float64)
+    elif values.ndim == 1:
+        if len(values) != n:
+            raise ValueError(f"X has {n} cells but the targets have {len(values)} entries.")
+        if t == 1 and np.issubdtype(values.dtype, np.number):
+            matrix = values.astype(np.float64)[:, None]
+        else:
+            labels = values.astype(str)
+            missing = [o for o in output_names if o not in set(labels)]
+            if missing:
+                raise ValueError(
+                    f"Output(s) {missing} never occur in the labels, so they cannot be oriented one-vs-rest; "
+                    f"labels hold {sorted(set(labels))[:10]}."
+                )
+            matrix = (labels[:, None] == np.asarray(output_names)[None, :]).astype(np.float64)
+    else:
+        raise ValueError(f"targets must be 1-d labels or a 2-d (cells, outputs) array, got shape {values.shape}.")
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"targets contain {int((~np.isfinite(matrix)).sum())} NaN or infinite value(s).")
+    return matrix
+
+
+def orient_modules(modules: Modules, X, targets) -> Modules:
+    """A copy of ``modules`` whose eigenvector signs make each output's target score high.
+
+    The sign of an eigenvector is arbitrary (``v`` and ``-v`` give the same ``λ (xᵀv)²``), so it can
+    be chosen for the reader: each module ``v`` of output ``a`` is flipped when the covariance
+    between the cell scores ``X v`` and the target of ``a`` is negative. Eigenvalues, and so every
+    prediction, are unchanged; only the convention differs from :func:`eigendecompose`'s
+    (largest-magnitude loading positive), which a module keeps when the covariance is exactly 0.
+
+    Parameters
+    ----------
+    X
+        Expression ``(n, g)`` of the cells used for orienting (dense or sparse).
+    targets
+        ``(n, t)`` numeric targets, one column per output in ``modules.output_names`` order
+        (regression; ``(n,)`` when there is one output), or ``(n,)`` labels: output ``a`` is then
+        oriented so that cells labelled ``a`` score high (one-vs-rest, classification).
+    """
+    X = as_dense_float(X)
+    if X.shape[1] != modules.eigenvectors.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} genes but the modules were computed on {modules.eigenvectors.shape[1]}.")
+    Y = _target_matrix(targets, modules.output_names, X.shape[0])
+    gene_cov = X.T.astype(np.float64) @ (Y - Y.mean(axis=0))  # (g, t): Xᵀ(y - ȳ), so cov(Xv, y) ∝ vᵀ gene_cov
+    score_cov = np.einsum("gt,tgk->tk", gene_cov, modules.eigenvectors.astype(np.float64))
+    signs = np.where(score_cov < 0, -1.0, 1.0).astype(modules.eigenvectors.dtype)
+    return Modules(
+        eigenvalues=modules.eigenvalues.copy(),
+        eigenvectors=modules.eigenvectors * signs[:, None, :],
+        output_names=list(modules.output_names),
+        var_names=list(modules.var_names),
+    )
+
+
+def module_auroc(scores: np.ndarray, is_target) -> np.ndarray:
+    """Area under the ROC curve of each score column for telling target cells from the rest: ``(n, k) -> (k,)``.
+
+    1 means every target cell scores above every other cell, 0.5 no separation, 0 the reverse.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = scores[:, None] if scores.ndim == 1 else scores
+    is_target = np.asarray(is_target, dtype=bool)
+    if is_target.shape != (scores.shape[0],):
+        raise ValueError(f"is_target must have one entry per cell ({scores.shape[0]}), got shape {is_target.shape}.")
+    if is_target.all() or not is_target.any():
+        raise ValueError("is_target must mark some cells, but not all, as target cells.")
+    return np.array([roc_auc_score(is_target, column) for column in scores.T])
+
+
+def gene_ranks(
+    modules: Modules, output, genes, module: int = 0, fraction: float = 0.01, min_genes: int = 50
+) -> pd.DataFrame:
+    """Where given genes (e.g. known markers) fall in one module: one row per gene, in the order given.
+
+    Columns: ``gene`` (as asked), ``symbol`` (the matching var name, matched case-insensitively;
+    ``None`` when the gene is not in the data), ``loading``, ``sign`` (``"positive"`` for loading
+    ≥ 0), ``rank`` within its sign (0 = strongest, as in :func:`top_genes`) and ``in_top`` (within
+    the :func:`n_top_genes` genes of that sign).
+    """
+    vector = modules.vectors(output)[:, module]
+    lookup = {}
+    for i, name in enumerate(modules.var_names):
+        lookup.setdefault(str(name).upper(), i)
+    n_top = n_top_genes(len(vector), fraction, min_genes)
+    rows = []
+    for gene in genes:
+        i = lookup.get(str(gene).upper())
+        if i is None:
+            rows.append({"gene": gene, "symbol": None, "loading": np.nan, "sign": None, "rank": pd.NA, "in_top": False})
+            continue
+        value = vector[i]
+        positive = value >= 0
+        rank = int((vector > value).sum()) if positive else int((vector < value).sum())
+        rows.append(
+            {
+                "gene": gene,
+                "symbol": modules.var_names[i],
+                "loading": float(value),
+                "sign": "positive" if positive else "negative",
+                "rank": rank,
+                "in_top": rank < n_top,
+            }
+        )
+    table = pd.DataFrame(rows, columns=["gene", "symbol", "loading", "sign", "rank", "in_top"])
+    table["rank"] = table["rank"].astype("Int64")
+    return table

@@ -93,3 +93,140 @@ def dropdown(title: str, *parts) -> str:
             body.append(str(part))
     content = "\n\n".join(body)
     return f"::::{{dropdown}} {title}\n\n{content}\n\n::::"
+
+
+def _as_report_list(reports) -> list[ModuleReport]:
+    reports = list(reports.values()) if isinstance(reports, dict) else list(reports)
+    if not reports or not all(isinstance(r, ModuleReport) for r in reports):
+        raise ValueError("Pass a non-empty dict or list of ModuleReport objects (see module_report).")
+    return reports
+
+
+def summary_table(reports, metrics: pd.DataFrame | None = None, n_genes: int = 5, n_terms: int = 1) -> pd.DataFrame:
+    """One row per output: ``metrics`` columns (indexed by output), module, eigenvalue, top genes and terms per sign.
+
+    ``reports`` is a dict or list of :class:`ModuleReport`; genes and terms are joined with
+    ``", "`` / ``"; "`` (``n_terms=0`` leaves the term columns out).
+    """
+    reports = _as_report_list(reports)
+    rows = {}
+    for report in reports:
+        row = {"module": report.module, "eigenvalue": report.eigenvalue}
+        for sign in SIGNS:
+            row[f"{sign} genes"] = ", ".join(report.top_table(n_genes)[sign])
+        if n_terms:
+            for sign in SIGNS:
+                row[f"{sign} terms"] = "; ".join(report.key_terms(sign, n_terms)) or "–"
+        rows[report.output] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "output"
+    if metrics is not None:
+        missing = [o for o in table.index if o not in metrics.index]
+        if missing:
+            raise KeyError(f"metrics has no row for output(s) {missing}; its index is {list(metrics.index)}.")
+        table = metrics.loc[table.index].join(table)
+        table.index.name = "output"
+    return table
+
+
+def module_interpretation(
+    report: ModuleReport,
+    modules: Modules,
+    auroc: float | None = None,
+    target: str | None = None,
+    n_genes: int = 5,
+    n_terms: int = 3,
+) -> str:
+    """Markdown interpretation of one module generated from the results.
+
+    A sentence on the module's strength (its eigenvalue against the next-largest magnitude and its
+    share of ``‖Q‖²_F = Σλ²``), one on how well its score separates ``target`` cells (default: the
+    output's name) from the rest when ``auroc`` is given, then :meth:`ModuleReport.summary`'s bullets.
+    """
+    import numpy as np
+
+    values = modules.values(report.output)
+    this = values[report.module]
+    others = np.delete(np.abs(values), report.module)
+    ratio = abs(this) / others.max() if others.size and others.max() > 0 else np.inf
+    share = this**2 / (values**2).sum() if (values**2).sum() > 0 else np.nan
+    text = (
+        f"Module {report.module} of {report.output} has eigenvalue λ = {this:.3g}, {ratio:.1f}× the next-largest "
+        f"eigenvalue magnitude, and carries {share:.0%} of ‖Q‖²."
+    )
+    if auroc is not None:
+        side = "high" if auroc >= 0.5 else "low"
+        text += (
+            f" Its score separates {target or report.output} cells from the rest with AUROC {auroc:.2f} "
+            f"({target or report.output} cells score {side})."
+        )
+    return f"{text}\n\n{report.summary(n_genes=n_genes, n_terms=n_terms)}"
+
+
+def describe_gene_ranks(ranks: pd.DataFrame, n_top: int) -> str:
+    """A sentence saying where given genes fall, from a :func:`bilinear_core.interpret.gene_ranks` table.
+
+    Positions are 1-based within each sign (1 = strongest loading); ``n_top`` is the length of each top list.
+    """
+    for column in ("gene", "symbol", "sign", "rank", "in_top"):
+        if column not in ranks.columns:
+            raise KeyError(f"ranks has no {column!r} column; build it with bilinear_core.interpret.gene_ranks.")
+
+    def names(rows, with_position=True):
+        items = [
+            f"{r.symbol} ({r.sign}, position {int(r.rank) + 1})" if with_position else str(r.gene)
+            for r in rows.itertuples()
+        ]
+        text = ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+        return text, "is" if len(items) == 1 else "are"
+
+    present = ranks["symbol"].notna()
+    parts = []
+    groups = (
+        (ranks[present & ranks["in_top"]], f"in the top-{n_top} list of their sign", True),
+        (ranks[present & ~ranks["in_top"].astype(bool)], "outside the top lists", True),
+        (ranks[~present], "not among the genes of the data", False),
+    )
+    for rows, where, with_position in groups:
+        if len(rows):
+            text, verb = names(rows, with_position)
+            parts.append(f"{text} {verb} {where}")
+    if not parts:
+        raise ValueError("ranks is empty: pass at least one gene to gene_ranks.")
+    sentence = "; ".join(parts)
+    return sentence[0].upper() + sentence[1:] + "."
+
+
+def enrichment_table(report: ModuleReport, sign: str, n: int = 15) -> pd.DataFrame:
+    """Display table of one sign's enriched terms: library, term, overlap and adjusted p (as text, 2 digits)."""
+    if sign not in SIGNS:
+        raise ValueError(f"sign must be one of {SIGNS}, got {sign!r}.")
+    rows = report.enrichment.loc[report.enrichment["sign"] == sign].head(n)
+    return pd.DataFrame(
+        {
+            "library": rows["library"].to_numpy(),
+            "term": rows["term"].to_numpy(),
+            "overlap": rows["overlap"].to_numpy(),
+            "adjusted p": [f"{p:.2g}" for p in rows["adjusted_p"]],
+        },
+        index=pd.RangeIndex(len(rows), name="rank"),
+    )
+
+
+def module_report_parts(report: ModuleReport, n_genes: int = 10, n_terms: int = 5, n_enriched: int = 15) -> list:
+    """The per-module material of a chapter section or :func:`dropdown`, in order (Markdown strings and tables).
+
+    Top ``n_genes`` per sign side by side, key terms per sign, the enrichment table of each sign
+    (or a line saying none passed) and the full top-gene lists.
+    """
+    parts = [f"**Top {n_genes} genes of module {report.module}**", report.top_table(n_genes)]
+    terms = [f"- {sign.capitalize()}: {'; '.join(report.key_terms(sign, n_terms)) or 'none'}" for sign in SIGNS]
+    parts += ["**Key terms** (adjusted p ≤ 0.05)", "\n".join(terms)]
+    for sign in SIGNS:
+        table = enrichment_table(report, sign, n_enriched)
+        parts.append(f"**Enrichment of the {sign} pole** (top {n_enriched} by adjusted p)")
+        parts.append(table if len(table) else "No term passes adjusted p ≤ 0.05.")
+    for sign in SIGNS:
+        genes = report.genes.loc[report.genes["sign"] == sign, "gene"].to_list()
+        parts.append(f"*All {len(genes)} {sign} genes*: {', '.join(genes)}")
+    return parts

@@ -11,7 +11,7 @@ import torch
 from anndata import AnnData
 from sklearn.model_selection import train_test_split
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ._validate import as_dense_float, check_finite, check_min_cells, get_matrix, get_obs_column
 from .model import BilinearMLP
