@@ -107,3 +107,77 @@ def predicted_vs_true(pred: np.ndarray, true: np.ndarray, names, labels=None):
         ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
         ax.set(xlabel="true", ylabel="predicted", title=name)
     return fig
+
+
+def module_overview(
+    modules: Modules,
+    output,
+    scores: np.ndarray,
+    labels,
+    target: np.ndarray | None = None,
+    highlight: str | None = None,
+    palette: dict | None = None,
+    n_eigen: int = 20,
+    bins: int = 40,
+):
+    """One output at a glance: its eigen-spectrum plus one panel per scored module, two panels a row.
+
+    ``scores`` are the cells' scores ``(n, k)`` on modules ``0 … k-1`` (see
+    :func:`bilinear_core.module_scores`). Without ``target`` each module panel holds per-label
+    histograms, each normalised to unit area so small classes stay visible, with ``highlight``
+    (default: the output's name when it is a label) filled and drawn last, and its one-vs-rest
+    AUROC in the title. With a continuous ``target`` ``(n,)`` each panel plots score against target,
+    coloured by label, with Pearson r in the title. ``palette`` maps labels to colours (default tab10).
+    """
+    from .interpret import module_auroc
+
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = scores[:, None] if scores.ndim == 1 else scores
+    labels = pd.Categorical(np.asarray(labels).astype(str))
+    if len(labels) != scores.shape[0]:
+        raise ValueError(f"scores have {scores.shape[0]} cells but labels have {len(labels)} entries.")
+    name = modules.output_names[modules._index(output)]
+    if highlight is None and target is None and name in labels.categories:
+        highlight = name
+    if highlight is not None and highlight not in labels.categories:
+        raise ValueError(f"highlight {highlight!r} is not a label; labels are {list(labels.categories)}.")
+    colours = dict(zip(labels.categories, sns.color_palette("tab10", len(labels.categories))))
+    colours.update(palette or {})
+    values = modules.values(output)
+    k = scores.shape[1]
+    nrows = int(np.ceil((k + 1) / 2))
+    fig, axes = plt.subplots(nrows, 2, figsize=(10, 3.2 * nrows), constrained_layout=True, squeeze=False)
+    axes = axes.ravel()
+    eigen_spectrum(modules, output, n=n_eigen, ax=axes[0])
+    auroc = None if highlight is None or target is not None else module_auroc(scores, labels == highlight)
+    order = [c for c in labels.categories if c != highlight] + ([highlight] if highlight is not None else [])
+    for m, ax in enumerate(axes[1 : k + 1]):
+        title = f"module {m}: λ = {values[m]:.3g}"
+        if target is None:
+            edges = np.histogram_bin_edges(scores[:, m], bins=bins)
+            for c in order:
+                sel = np.asarray(labels == c)
+                if c == highlight:
+                    ax.hist(scores[sel, m], bins=edges, density=True, color=colours[c], alpha=0.6, label=c,
+                            histtype="stepfilled", edgecolor="black", lw=0.8)  # fmt: skip
+                else:
+                    ax.hist(scores[sel, m], bins=edges, density=True, color=colours[c], label=c, histtype="step",
+                            lw=1.3)  # fmt: skip
+            ax.set(xlabel=f"module {m} score", ylabel="density (per label)")
+            if auroc is not None:
+                title += f", AUROC({highlight}) = {auroc[m]:.2f}"
+        else:
+            target = np.asarray(target, dtype=np.float64).ravel()
+            for c in labels.categories:
+                sel = np.asarray(labels == c)
+                ax.scatter(target[sel], scores[sel, m], s=3, color=colours[c], label=c, rasterized=True)
+            title += f", r = {np.corrcoef(target, scores[:, m])[0, 1]:.2f}"
+            ax.set(xlabel="target", ylabel=f"module {m} score")
+        ax.set_title(title, fontsize=10)
+    for ax in axes[k + 1 :]:
+        ax.set_visible(False)
+    handles, names = axes[1].get_legend_handles_labels() if k else ([], [])
+    if handles:
+        fig.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False, markerscale=3)
+    fig.suptitle(f"{name}: spectrum of Q and cell scores on its leading modules")
+    return fig
