@@ -103,7 +103,7 @@ def _tidy(results: pd.DataFrame, symbols: dict[str, str]) -> pd.DataFrame:
 
 def enrich(
     genes,
-    libraries=DEFAULT_LIBRARIES,
+    libraries=None,
     *,
     background=None,
     cutoff: float = 0.05,
@@ -118,7 +118,8 @@ def enrich(
     genes
         Gene symbols (any case; matched upper-cased).
     libraries
-        Library names (see :func:`available_libraries`) or ``{name: {term: genes}}`` dicts.
+        Library names (see :func:`available_libraries`) or ``{name: {term: genes}}`` dicts; default
+        :data:`DEFAULT_LIBRARIES`, or the post's :data:`POST_LIBRARIES` with ``online=True``.
     background
         Universe of genes; ``None`` uses every gene of each library (Enrichr's default).
     cutoff, top
@@ -135,6 +136,8 @@ def enrich(
     if not symbols:
         raise ValueError("The gene list is empty.")
     query = sorted(symbols)
+    if libraries is None:
+        libraries = POST_LIBRARIES if online else DEFAULT_LIBRARIES
     if online:
         result = gseapy.enrichr(
             gene_list=list(symbols.values()), gene_sets=list(libraries), organism=organism, outdir=None
@@ -155,7 +158,7 @@ def enrich(
     return (table if top is None else table.head(top)).reset_index(drop=True)
 
 
-def enrich_modules(top_genes_table: pd.DataFrame, libraries=DEFAULT_LIBRARIES, **kwargs) -> pd.DataFrame:
+def enrich_modules(top_genes_table: pd.DataFrame, libraries=None, **kwargs) -> pd.DataFrame:
     """:func:`enrich` each sign of a :func:`bilinear_core.interpret.top_genes` table; adds a ``sign`` column."""
     frames = []
     for sign, genes in top_genes_table.groupby("sign", sort=False)["gene"]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .enrichment import DEFAULT_LIBRARIES, enrich_modules
+from .enrichment import enrich_modules
 from .interpret import Modules, top_genes
 
 SIGNS = ("positive", "negative")
@@ -48,7 +48,7 @@ def module_report(
     modules: Modules,
     output,
     module: int = 0,
-    libraries=DEFAULT_LIBRARIES,
+    libraries=None,
     fraction: float = 0.01,
     min_genes: int = 50,
     **enrich_kwargs,
@@ -113,7 +113,7 @@ def summary_table(reports, metrics: pd.DataFrame | None = None, n_genes: int = 5
     for report in reports:
         row = {"module": report.module, "eigenvalue": report.eigenvalue}
         for sign in SIGNS:
-            row[f"{sign} genes"] = ", ".join(report.top_table(n_genes)[sign])
+            row[f"{sign} genes"] = ", ".join(report.genes.loc[report.genes["sign"] == sign, "gene"].head(n_genes))
         if n_terms:
             for sign in SIGNS:
                 row[f"{sign} terms"] = "; ".join(report.key_terms(sign, n_terms)) or "–"
@@ -193,8 +193,7 @@ def describe_gene_ranks(ranks: pd.DataFrame, n_top: int) -> str:
             parts.append(f"{text} {verb} {where}")
     if not parts:
         raise ValueError("ranks is empty: pass at least one gene to gene_ranks.")
-    sentence = "; ".join(parts)
-    return sentence[0].upper() + sentence[1:] + "."
+    return "; ".join(parts) + "."  # gene symbols keep their case, even first
 
 
 def enrichment_table(report: ModuleReport, sign: str, n: int = 15) -> pd.DataFrame:
@@ -219,6 +218,7 @@ def module_report_parts(report: ModuleReport, n_genes: int = 10, n_terms: int = 
     Top ``n_genes`` per sign side by side, key terms per sign, the enrichment table of each sign
     (or a line saying none passed) and the full top-gene lists.
     """
+    n_genes = min(n_genes, int((report.genes["sign"] == SIGNS[0]).sum()), int((report.genes["sign"] == SIGNS[1]).sum()))
     parts = [f"**Top {n_genes} genes of module {report.module}**", report.top_table(n_genes)]
     terms = [f"- {sign.capitalize()}: {'; '.join(report.key_terms(sign, n_terms)) or 'none'}" for sign in SIGNS]
     parts += ["**Key terms** (adjusted p ≤ 0.05)", "\n".join(terms)]
