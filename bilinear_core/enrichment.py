@@ -95,7 +95,7 @@ def _tidy(results: pd.DataFrame, symbols: dict[str, str]) -> pd.DataFrame:
             "adjusted_p": results["Adjusted P-value"].astype(float),
             "odds_ratio": results["Odds Ratio"].astype(float),
             "combined_score": results["Combined Score"].astype(float),
-            "genes": [";".join(symbols.get(g, g) for g in str(hits).split(";")) for hits in results["Genes"]],
+            "genes": [";".join(sorted(symbols.get(g, g) for g in str(hits).split(";"))) for hits in results["Genes"]],
         }
     )
     return out

@@ -85,3 +85,59 @@ def transcriptional_frequencies(
     adata.obsp[f"{key_added}_adjacency"] = A
     adata.uns[key_added] = {"n_neighbors": n_neighbors, "metric": "cosine", "layer": layer, "laplacian": "D - A"}
     return adata
+
+
+def orient_frequencies(adata: AnnData, reference, key: str = "freq", columns=None) -> AnnData:
+    """Flip frequencies so that the ``reference`` cells lie on their negative side (a sign convention).
+
+    Eigenvector signs are arbitrary; :func:`laplacian_eigenpairs` fixes them by making the
+    largest-magnitude entry positive. This flips column ``j`` of ``adata.obsm[f"X_{key}"]``
+    (``(n, n_freqs)``, for ``j`` in ``columns``, default all) when its mean over the ``reference``
+    cells (boolean mask ``(n,)``) is positive. With ``reference = clusters == "Ductal"`` on
+    frequency 0 this gives the post's convention (naive cells negative, mature cells positive).
+    Eigenvalues are unchanged; flipped columns are recorded in ``adata.uns[key]["flipped"]``.
+    Returns ``adata``.
+    """
+    if f"X_{key}" not in adata.obsm:
+        raise KeyError(f"adata.obsm has no 'X_{key}'; run transcriptional_frequencies(adata, key_added={key!r}) first.")
+    F = np.asarray(adata.obsm[f"X_{key}"], dtype=np.float64)
+    reference = np.asarray(reference)
+    if reference.dtype != bool or reference.shape != (F.shape[0],):
+        raise ValueError(
+            f"reference must be a boolean mask with one entry per cell ({F.shape[0]}), "
+            f"got dtype {reference.dtype} and shape {reference.shape}."
+        )
+    if not reference.any():
+        raise ValueError("reference marks no cell; the orientation would be undefined.")
+    columns = np.arange(F.shape[1]) if columns is None else np.atleast_1d(columns).astype(int)
+    if columns.size and (columns.min() < 0 or columns.max() >= F.shape[1]):
+        raise IndexError(f"columns {columns.tolist()} out of range for {F.shape[1]} frequencies.")
+    flip = [int(j) for j in columns if F[reference, j].mean() > 0]
+    F[:, flip] *= -1
+    adata.obsm[f"X_{key}"] = F
+    info = dict(adata.uns.get(key, {}))
+    info["flipped"] = np.asarray(flip, dtype=int)
+    adata.uns[key] = info
+    return adata
+
+
+def graph_summary(A: sparse.spmatrix) -> dict:
+    """Size and degree statistics of an undirected adjacency ``(n, n)``.
+
+    Returns ``n_cells``, ``n_edges`` (each undirected edge once), ``mean_degree``,
+    ``median_degree``, ``max_degree`` (weighted degrees, i.e. row sums) and ``n_components``.
+    """
+    A = sparse.csr_matrix(A)
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"An adjacency matrix must be square, got shape {A.shape}.")
+    if (A != A.T).nnz:
+        raise ValueError("The adjacency matrix is not symmetric; symmetrise it first (e.g. A.maximum(A.T)).")
+    degrees = np.asarray(A.sum(axis=1)).ravel()
+    return {
+        "n_cells": int(A.shape[0]),
+        "n_edges": int(sparse.triu(A, k=1).nnz + A.diagonal().astype(bool).sum()),
+        "mean_degree": float(degrees.mean()),
+        "median_degree": float(np.median(degrees)),
+        "max_degree": float(degrees.max()),
+        "n_components": int(connected_components(A, directed=False)[0]),
+    }

@@ -307,3 +307,101 @@ def gene_ranks(
     table = pd.DataFrame(rows, columns=["gene", "symbol", "loading", "sign", "rank", "in_top"])
     table["rank"] = table["rank"].astype("Int64")
     return table
+
+
+def module_target_correlations(X, modules: Modules, targets, n_modules: int | None = None) -> pd.DataFrame:
+    """Pearson r between each module's cell scores and its output's continuous target, as a tidy table.
+
+    ``X`` is ``(n, g)``; ``targets`` is ``(n, t)``, one column per output in ``modules.output_names``
+    order (``(n,)`` for one output). Scores use the leading ``n_modules`` modules (default all).
+    Returns one row per output and module: ``output``, ``module``, ``eigenvalue``, ``r``, ``abs_r``.
+    """
+    X = as_dense_float(X)
+    if X.shape[1] != modules.eigenvectors.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} genes but the modules were computed on {modules.eigenvectors.shape[1]}.")
+    Y = np.asarray(targets, dtype=np.float64)
+    if Y.ndim == 1 and len(modules.output_names) == 1:
+        Y = Y[:, None]
+    if Y.shape != (X.shape[0], len(modules.output_names)):
+        raise ValueError(
+            f"targets must have shape (cells, outputs) = {(X.shape[0], len(modules.output_names))}, got {Y.shape}."
+        )
+    if not np.isfinite(Y).all():
+        raise ValueError(f"targets contain {int((~np.isfinite(Y)).sum())} NaN or infinite value(s).")
+    k = modules.eigenvectors.shape[2] if n_modules is None else int(n_modules)
+    if not 1 <= k <= modules.eigenvectors.shape[2]:
+        raise ValueError(f"n_modules must lie in [1, {modules.eigenvectors.shape[2]}], got {n_modules!r}.")
+    Xc = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
+    frames = []
+    for a, name in enumerate(modules.output_names):
+        scores = Xc @ modules.eigenvectors[a][:, :k].astype(np.float64)  # centred scores (n, k)
+        y = Y[:, a] - Y[:, a].mean()
+        denom = np.sqrt((scores**2).sum(axis=0) * (y**2).sum())
+        r = np.divide(scores.T @ y, denom, out=np.full(k, np.nan), where=denom > 0)
+        frames.append(
+            pd.DataFrame({"output": name, "module": np.arange(k), "eigenvalue": modules.eigenvalues[a][:k], "r": r})
+        )
+    table = pd.concat(frames, ignore_index=True)
+    table["abs_r"] = table["r"].abs()
+    return table
+
+
+def mean_expansion(model: BilinearMLP, X, center=None) -> dict:
+    """Split every output around a reference profile ``c`` (default: the mean cell of ``X``).
+
+    With ``δ = x − c`` each output is ``y_a(x) = cᵀQ_a c + 2 cᵀQ_a δ + δᵀQ_a δ``. Returns
+    ``{"constant": (t,), "linear": (n, t), "quadratic": (n, t)}``, whose sum is
+    :func:`quadratic_form`. For non-negative inputs such as log-expression the linear term, a
+    linear read-out of the gene direction ``2 Q_a c``, can carry most of an output although that
+    direction is not an eigenvector of ``Q_a``. Computed from the low-rank factors (models without
+    biases only).
+    """
+    if any(m.bias is not None for m in (model.left, model.right, model.head)):
+        raise ValueError("mean_expansion needs a model without biases (BilinearMLP(..., bias=False)).")
+    W, V, P = (w.numpy() for w in _weights(model))
+    X = as_dense_float(X, dtype=np.float64)
+    if X.shape[1] != W.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} genes but the model has {W.shape[1]} inputs.")
+    c = X.mean(axis=0) if center is None else np.asarray(center, dtype=np.float64)
+    if c.shape != (W.shape[1],):
+        raise ValueError(f"center must be one profile of shape ({W.shape[1]},), got {c.shape}.")
+    Wc, Vc = W @ c, V @ c  # (h,)
+    Wd, Vd = (X - c) @ W.T, (X - c) @ V.T  # (n, h)
+    return {
+        "constant": P @ (Wc * Vc),
+        "linear": (Wc * Vd + Vc * Wd) @ P.T,
+        "quadratic": (Wd * Vd) @ P.T,
+    }
+
+
+def expansion_summary(model: BilinearMLP, X, targets, output_names=None, center=None) -> pd.DataFrame:
+    """Per output, how much of the prediction is linear around ``center`` and how each part follows the target.
+
+    ``targets`` is ``(n, t)`` (``(n,)`` for one output). Columns: ``linear_share`` (variance of the
+    linear term over the summed variances of the linear and quadratic terms), ``r_linear``,
+    ``r_quadratic`` and ``r_total`` (Pearson r with the target); see :func:`mean_expansion`.
+    """
+    parts = mean_expansion(model, X, center)
+    n, t = parts["linear"].shape
+    Y = np.asarray(targets, dtype=np.float64)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    if Y.shape != (n, t):
+        raise ValueError(f"targets must have shape (cells, outputs) = {(n, t)}, got {Y.shape}.")
+    names = [str(i) for i in range(t)] if output_names is None else [str(o) for o in output_names]
+    if len(names) != t:
+        raise ValueError(f"output_names has {len(names)} entries for {t} outputs.")
+    total = parts["linear"] + parts["quadratic"]
+
+    def r(a, b):
+        return np.corrcoef(a, b)[0, 1] if a.std() > 0 and b.std() > 0 else np.nan
+
+    var_lin, var_quad = parts["linear"].var(axis=0), parts["quadratic"].var(axis=0)
+    return pd.DataFrame(
+        {
+            "linear_share": var_lin / np.where(var_lin + var_quad > 0, var_lin + var_quad, np.nan),
+            "r_linear": [r(parts["linear"][:, a], Y[:, a]) for a in range(t)],
+            "r_quadratic": [r(parts["quadratic"][:, a], Y[:, a]) for a in range(t)],
+            "r_total": [r(total[:, a], Y[:, a]) for a in range(t)],
+        },
+        index=pd.Index(names, name="output"),
+    )

@@ -181,3 +181,42 @@ def module_overview(
         fig.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False, markerscale=3)
     fig.suptitle(f"{name}: spectrum of Q and cell scores on its leading modules")
     return fig
+
+
+def laplacian_spectrum(values, n_used: int = 4, reference: dict | None = None, title: str = "Low end of the spectrum"):
+    """Laplacian eigenvalues against their index, the first ``n_used`` highlighted.
+
+    ``values`` are ascending non-constant eigenvalues ``(k,)`` (frequency 0 first); ``reference``
+    maps a label to an eigenvalue drawn as a horizontal line (e.g. the post's λ₀).
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("values is empty.")
+    index = np.arange(values.size)
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), constrained_layout=True)
+    ax.plot(index, values, "o-", color="grey", ms=4, lw=0.8, label="this book")
+    used = index < n_used
+    ax.plot(index[used], values[used], "o", color="tab:red", ms=6, label=f"frequencies 0–{n_used - 1} (modelled)")
+    for i, (label, value) in enumerate((reference or {}).items()):
+        ax.axhline(value, color=f"C{i}", ls="--", lw=0.9, label=label)
+    ax.set(xlabel="frequency index", ylabel="eigenvalue λ of L = D − A", title=title)
+    ax.set_xticks(index[:: max(1, values.size // 10)])
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def error_vs_spread(table: pd.DataFrame, error: str = "mae", spreads=("std", "iqr"), title: str = ""):
+    """Grouped bars per output (rows of ``table``): the ``error`` column beside the target's ``spreads``."""
+    columns = [error, *spreads]
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise KeyError(f"table has no column(s) {missing}; columns are {list(table.columns)}.")
+    fig, ax = plt.subplots(figsize=(1.6 * len(table) + 2.5, 3.2), constrained_layout=True)
+    width = 0.8 / len(columns)
+    x = np.arange(len(table))
+    for i, column in enumerate(columns):
+        ax.bar(x + (i - (len(columns) - 1) / 2) * width, table[column], width, label=column)
+    ax.set_xticks(x, [str(i) for i in table.index])
+    ax.set(ylabel="value (target units)", title=title or f"Validation {error} against each target's spread")
+    ax.legend(frameon=False, fontsize=8)
+    return fig

@@ -23,11 +23,9 @@ class ModuleReport:
     enrichment: pd.DataFrame
 
     def top_table(self, n: int = 10) -> pd.DataFrame:
-        """The ``n`` strongest genes per sign side by side (columns ``positive``, ``negative``)."""
-        return pd.DataFrame(
-            {sign: self.genes.loc[self.genes["sign"] == sign, "gene"].head(n).to_list() for sign in SIGNS},
-            index=pd.RangeIndex(n, name="rank"),
-        )
+        """The ``n`` strongest genes per sign side by side (columns ``positive``, ``negative``; at most all genes)."""
+        columns = {sign: self.genes.loc[self.genes["sign"] == sign, "gene"].head(n).to_list() for sign in SIGNS}
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(columns["positive"]), name="rank"))
 
     def key_terms(self, sign: str, n: int = 5) -> list[str]:
         """The ``n`` most significant terms of one sign (adjusted p ≤ the cutoff used)."""
@@ -139,21 +137,28 @@ def module_interpretation(
 ) -> str:
     """Markdown interpretation of one module generated from the results.
 
-    A sentence on the module's strength (its eigenvalue against the next-largest magnitude and its
-    share of ``‖Q‖²_F = Σλ²``), one on how well its score separates ``target`` cells (default: the
-    output's name) from the rest when ``auroc`` is given, then :meth:`ModuleReport.summary`'s bullets.
+    A sentence on the module's strength (its eigenvalue against the next one of the same sign and
+    the largest one of the opposite sign, and its share of ``‖Q‖²_F = Σλ²``), one on how well its
+    score separates ``target`` cells (default: the output's name) from the rest when ``auroc`` is
+    given, then :meth:`ModuleReport.summary`'s bullets.
     """
     import numpy as np
 
     values = modules.values(report.output)
     this = values[report.module]
-    others = np.delete(np.abs(values), report.module)
-    ratio = abs(this) / others.max() if others.size and others.max() > 0 else np.inf
+    sign, opposite = ("positive", "negative") if this >= 0 else ("negative", "positive")
+    others = np.delete(values, report.module)
+    same = np.abs(others[(others >= 0) == (this >= 0)])
+    other = np.abs(others[(others >= 0) != (this >= 0)])
+    comparisons = []
+    if same.size and same.max() > 0:
+        comparisons.append(f"{abs(this) / same.max():.1f}× the next {sign} eigenvalue")
+    if other.size and other.max() > 0:
+        comparisons.append(f"{abs(this) / other.max():.2f}× the largest {opposite} one in magnitude")
     share = this**2 / (values**2).sum() if (values**2).sum() > 0 else np.nan
-    text = (
-        f"Module {report.module} of {report.output} has eigenvalue λ = {this:.3g}, {ratio:.1f}× the next-largest "
-        f"eigenvalue magnitude, and carries {share:.0%} of ‖Q‖²."
-    )
+    text = f"Module {report.module} of {report.output} has eigenvalue λ = {this:.3g}"
+    text += f" ({' and '.join(comparisons)})" if comparisons else ""
+    text += f" and carries {share:.0%} of ‖Q‖²."
     if auroc is not None:
         side = "high" if auroc >= 0.5 else "low"
         text += (
@@ -163,10 +168,11 @@ def module_interpretation(
     return f"{text}\n\n{report.summary(n_genes=n_genes, n_terms=n_terms)}"
 
 
-def describe_gene_ranks(ranks: pd.DataFrame, n_top: int) -> str:
+def describe_gene_ranks(ranks: pd.DataFrame, n_top: int, detail_outside: bool = True) -> str:
     """A sentence saying where given genes fall, from a :func:`bilinear_core.interpret.gene_ranks` table.
 
-    Positions are 1-based within each sign (1 = strongest loading); ``n_top`` is the length of each top list.
+    Positions are 1-based within each sign (1 = strongest loading); ``n_top`` is the length of each
+    top list. ``detail_outside=False`` only counts the genes outside the top lists.
     """
     for column in ("gene", "symbol", "sign", "rank", "in_top"):
         if column not in ranks.columns:
@@ -188,7 +194,9 @@ def describe_gene_ranks(ranks: pd.DataFrame, n_top: int) -> str:
         (ranks[~present], "not among the genes of the data", False),
     )
     for rows, where, with_position in groups:
-        if len(rows):
+        if len(rows) and where == "outside the top lists" and not detail_outside:
+            parts.append(f"{len(rows)} {'gene is' if len(rows) == 1 else 'genes are'} {where}")
+        elif len(rows):
             text, verb = names(rows, with_position)
             parts.append(f"{text} {verb} {where}")
     if not parts:
@@ -230,3 +238,35 @@ def module_report_parts(report: ModuleReport, n_genes: int = 10, n_terms: int = 
         genes = report.genes.loc[report.genes["sign"] == sign, "gene"].to_list()
         parts.append(f"*All {len(genes)} {sign} genes*: {', '.join(genes)}")
     return parts
+
+
+def regression_interpretation(
+    report: ModuleReport, modules: Modules, r: float, target: str | None = None, n_genes: int = 5, n_terms: int = 3
+) -> str:
+    """:func:`module_interpretation` for a continuous target: adds how the module's score follows it.
+
+    ``r`` is the Pearson correlation of the module's cell scores with ``target`` (default: the
+    output's name). The poles are named by the sign of ``r``: with modules oriented so that ``r ≥ 0``
+    (see :func:`bilinear_core.interpret.orient_modules`), the positive pole is the high-target side.
+    Below ``|r| = 0.2`` no pole is tied to an end of the target; 0.4 and 0.7 separate "weakly",
+    "moderately" and "strongly".
+    """
+    import numpy as np
+
+    if not np.isfinite(r) or abs(r) > 1:
+        raise ValueError(f"r must be a correlation in [-1, 1], got {r!r}.")
+    name = target or report.output
+    high, low = ("positive", "negative") if r >= 0 else ("negative", "positive")
+    if abs(r) < 0.2:
+        sentence = (
+            f" Its cell scores hardly follow {name} (Pearson r = {r:.2f}), so its poles do not correspond to the "
+            f"ends of {name}."
+        )
+    else:
+        strength = "strongly" if abs(r) >= 0.7 else "moderately" if abs(r) >= 0.4 else "weakly"
+        sentence = (
+            f" Its cell scores follow {name} {strength} (Pearson r = {r:.2f}), so its {high} pole points towards "
+            f"the high end of {name} and its {low} pole towards the low end."
+        )
+    head, _, bullets = module_interpretation(report, modules, n_genes=n_genes, n_terms=n_terms).partition("\n\n")
+    return f"{head}{sentence}\n\n{bullets}"

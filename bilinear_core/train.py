@@ -112,7 +112,7 @@ def fit(
     batch_size: int = 64,
     lr: float = 1e-4,
     weight_decay: float = 0.0,
-    decoupled_weight_decay: bool = True,
+    decoupled_weight_decay: bool = False,
     loss: str = "huber",
     val_fraction: float = 0.3,
     train_idx: np.ndarray | None = None,
@@ -122,6 +122,7 @@ def fit(
     bias: bool = False,
     output_names: list[str] | None = None,
     progress: bool = True,
+    model_factory=None,
 ) -> FitResult:
     """Train a :class:`BilinearMLP` with Adam and cosine annealing.
 
@@ -135,11 +136,16 @@ def fit(
         ``"classification"`` (cross-entropy, stratified split) or ``"regression"``
         (``loss`` of ``"huber"``, ``"mse"`` or ``"l1"``, random split).
     weight_decay, decoupled_weight_decay
-        Weight decay of Adam; decoupled (AdamW-style, the default) or as an L2 term in the gradient.
+        Weight decay of Adam: by default as PyTorch's ``Adam`` applies it (an L2 term added to the
+        gradient, the post's "Adam" read literally), or decoupled (AdamW-style) with ``True``.
     train_idx, val_idx
         A fixed split; otherwise ``val_fraction`` of the cells are held out with ``seed``.
     epochs, batch_size, lr, seed, n_hidden, dropout, bias
         As in the post: 100 epochs, lr 1e-4, hidden 128, seeds fixed.
+    model_factory
+        Train another architecture with the same loop: a callable ``(n_in, n_hidden, n_out) -> nn.Module``
+        (e.g. :class:`bilinear_core.validation.ReluMLP`), called after seeding; ``dropout`` and ``bias``
+        are then ignored. ``None`` (default) trains a :class:`BilinearMLP`.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
@@ -164,9 +170,21 @@ def fit(
     train_idx, val_idx = np.asarray(train_idx), np.asarray(val_idx)
 
     set_seed(seed)
-    model = BilinearMLP(g, n_hidden, len(names), dropout=dropout, bias=bias)
+    # strong L2 decay drives weights into denormal floats, which are ~2× slower on CPUs; flush them to zero
+    torch.set_flush_denormal(True)
+    if model_factory is None:
+        model = BilinearMLP(g, n_hidden, len(names), dropout=dropout, bias=bias)
+    elif not callable(model_factory):
+        raise TypeError(f"model_factory must be a callable (n_in, n_hidden, n_out) -> nn.Module, got {model_factory!r}.")
+    else:
+        model = model_factory(g, n_hidden, len(names))
+    # foreach: the multi-tensor Adam (bit-identical to the default single-tensor one on CPU, ~2× faster step)
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay
+        model.parameters(),
+        lr=lr,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay,
+        foreach=True,
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()
@@ -209,6 +227,8 @@ def fit(
         decoupled_weight_decay=decoupled_weight_decay, loss="cross_entropy" if task == "classification" else loss,
         seed=seed, dropout=dropout, bias=bias, n_train=len(train_idx), n_val=len(val_idx),
     )  # fmt: skip
+    if model_factory is not None:
+        settings["model"] = getattr(model_factory, "__name__", repr(model_factory))
     return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings)
 
 

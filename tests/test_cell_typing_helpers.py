@@ -102,6 +102,9 @@ def test_gene_ranks_and_sentence():
         "g0 (positive, position 1) and g3 (negative, position 1) are in the top-2 list of their sign; "
         "g2 (positive, position 3) is outside the top lists; nope is not among the genes of the data."
     )
+    assert describe_gene_ranks(ranks, n_top=2, detail_outside=False).endswith(
+        "in the top-2 list of their sign; 1 gene is outside the top lists; nope is not among the genes of the data."
+    )
     with pytest.raises(KeyError, match="gene_ranks"):
         describe_gene_ranks(pd.DataFrame({"gene": ["x"]}), n_top=2)
 
@@ -153,10 +156,16 @@ def test_module_interpretation_numbers():
     genes = bc.top_genes(modules, "Beta", min_genes=1)
     report = ModuleReport("Beta", 0, 3.0, genes, pd.DataFrame(columns=["sign", "term"]))
     text = module_interpretation(report, modules, auroc=0.904, n_genes=1)
-    assert "λ = 3, 1.5× the next-largest eigenvalue magnitude, and carries 64% of ‖Q‖²." in text  # 9 / 14
+    # 3 / 1, 3 / |-2| and 9 / (9 + 1 + 4)
+    assert "λ = 3 (3.0× the next positive eigenvalue and 1.50× the largest negative one in magnitude)" in text
+    assert "carries 64% of ‖Q‖²." in text
     assert "separates Beta cells from the rest with AUROC 0.90 (Beta cells score high)" in text
     assert "**Positive pole**: led by x." in text
     assert "score low" in module_interpretation(report, modules, auroc=0.2, target="β")
+    negative = ModuleReport("Beta", 2, -2.0, genes, pd.DataFrame(columns=["sign", "term"]))
+    text = module_interpretation(negative, modules)
+    assert "λ = -2 (0.67× the largest positive one in magnitude) and carries 29% of ‖Q‖²." in text
+    assert "AUROC" not in text
 
 
 def test_module_overview_figure():

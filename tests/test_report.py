@@ -31,3 +31,10 @@ def test_dropdown_markdown():
     assert "data:image/png;base64," in text and "some *text*" in text
     assert "|   a |" in text  # the DataFrame as a Markdown table
     assert not plt.fignum_exists(fig.number)  # embedded figures are closed
+
+
+def test_top_table_is_capped_at_the_list_length():
+    torch.manual_seed(0)
+    modules = bc.eigendecompose(bc.BilinearMLP(12, 2, 1), var_names=[f"G{i}" for i in range(12)])
+    report = bc.report.module_report(modules, 0, min_genes=3, libraries={"toy": {"t": ["G0", "G1"]}})
+    assert report.top_table(10).shape == (3, 2)
