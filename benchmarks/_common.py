@@ -52,6 +52,7 @@ def machine(threads: int | None = None) -> dict:
         "torch": torch.__version__,
         "torch_threads": threads or torch.get_num_threads(),
         "load_avg_1min_at_start": round(os.getloadavg()[0], 2),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
         "python": platform.python_version(),
     }
 
@@ -59,8 +60,8 @@ def machine(threads: int | None = None) -> dict:
 def machine_line(info: dict) -> str:
     return (
         f"Machine: {info['nproc']} cores ({info['cpu']}), {info['memory_gib']} GiB, torch {info['torch']} with "
-        f"{info['torch_threads']} thread(s); 1-min load average {info['load_avg_1min_at_start']} at start "
-        f"(a load above {info['nproc']} means other jobs were competing for the cores)."
+        f"{info['torch_threads']} thread(s), OMP_WAIT_POLICY {info['omp_wait_policy']}; 1-min load average "
+        f"{info['load_avg_1min_at_start']} at start (above {info['nproc']}: other jobs competed for the cores)."
     )
 
 

@@ -158,7 +158,8 @@ def main(argv=None) -> pd.DataFrame:
             "lowrank_peak_mib": low.get("peak_mib", np.nan),
         }
         if estimate_gib > max_dense_gib:
-            dense = {"error": f"skipped: estimated peak {estimate_gib:.0f} GiB > {max_dense_gib:.0f} GiB (RAM/4)"}
+            limit = "--max-dense-gib" if args.max_dense_gib else "RAM/4"
+            dense = {"error": f"skipped: estimated peak {estimate_gib:.1f} GiB > {max_dense_gib:.1f} GiB ({limit})"}
         else:
             repeats = args.dense_repeats_large if g >= 10_000 else args.dense_repeats
             print(f"g = {g}: dense on {n_dense} output(s), {repeats} run(s) ...", flush=True)

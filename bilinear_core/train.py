@@ -175,10 +175,10 @@ def fit(
     if model_factory is None:
         model = BilinearMLP(g, n_hidden, len(names), dropout=dropout, bias=bias)
     elif not callable(model_factory):
-        raise TypeError(f"model_factory must be a callable (n_in, n_hidden, n_out) -> nn.Module, got {model_factory!r}.")
+        raise TypeError(f"model_factory must be a callable (n_in, n_hidden, n_out) -> Module, got {model_factory!r}.")
     else:
         model = model_factory(g, n_hidden, len(names))
-    # foreach: the multi-tensor Adam (bit-identical to the default single-tensor one on CPU, ~2× faster step)
+    # foreach: the multi-tensor Adam, bit-identical to the default single-tensor one on CPU and a little faster
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=lr,

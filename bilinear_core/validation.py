@@ -11,8 +11,9 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+import torch
 from anndata import AnnData
-from scipy import sparse, stats
+from scipy import sparse, special, stats
 from sklearn.metrics import f1_score, r2_score, recall_score
 from torch import nn
 
@@ -193,6 +194,22 @@ def regression_scores(y_true, y_pred, output_names: Sequence[str] | None = None)
     return pd.Series(values)
 
 
+def mcnemar(correct_a, correct_b) -> tuple[int, int, float]:
+    """Exact McNemar test of two classifiers scored on the same cells.
+
+    ``correct_a`` and ``correct_b`` are boolean ``(n,)`` arrays (prediction right or wrong). Returns
+    ``(only_a, only_b, p)``: the cells only ``a`` gets right, the cells only ``b`` gets right, and the
+    two-sided binomial p-value of that split under equal accuracy (1 when there is no discordant cell).
+    """
+    a, b = np.asarray(correct_a), np.asarray(correct_b)
+    if a.dtype != bool or b.dtype != bool or a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"Need two boolean 1-d arrays of equal length, got {a.dtype}{a.shape} and {b.dtype}{b.shape}.")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    if only_a + only_b == 0:
+        return 0, 0, 1.0
+    return only_a, only_b, float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
 # --------------------------------------------------------------------------------------------- marker overlap
 
 
@@ -221,8 +238,8 @@ def wilcoxon_markers(adata: AnnData, groupby: str, n_genes: int, layer: str | No
     """Top ``n_genes`` up-regulated genes per group, one-vs-rest Wilcoxon (scanpy ``rank_genes_groups``).
 
     Runs on ``adata.X`` (or ``layer``), which should hold log-normalised expression; genes are ranked
-    by the test's z-score, highest first. ``adata`` is not modified. Returns ``{group: [genes]}`` in
-    the order of the groups.
+    by the test's z-score, highest first. ``adata`` and torch's thread count are not modified.
+    Returns ``{group: [genes]}`` in the order of the groups.
     """
     import scanpy as sc
 
@@ -236,7 +253,11 @@ def wilcoxon_markers(adata: AnnData, groupby: str, n_genes: int, layer: str | No
     X = adata.X if layer is None else adata.layers[layer]
     obs = pd.DataFrame({"group": groups.remove_unused_categories()}, index=adata.obs_names)
     view = AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names), uns={"log1p": {"base": None}})
-    sc.tl.rank_genes_groups(view, "group", method="wilcoxon", reference="rest", n_genes=int(n_genes), use_raw=False)
+    threads = torch.get_num_threads()
+    try:
+        sc.tl.rank_genes_groups(view, "group", method="wilcoxon", reference="rest", n_genes=int(n_genes), use_raw=False)
+    finally:  # scanpy's numba-parallel ranking resets torch's thread count (to all cores); put it back
+        torch.set_num_threads(threads)
     names = view.uns["rank_genes_groups"]["names"]
     return {str(g): [str(x) for x in names[g]] for g in names.dtype.names}
 
@@ -303,6 +324,18 @@ def abs_cosine(vectors) -> np.ndarray:
     return np.clip(np.abs(unit.T @ unit), 0.0, 1.0)
 
 
+def random_abs_cosine(n_dims: int) -> float:
+    """Expected ``|cos|`` between two independent uniformly random directions in ``n_dims`` dimensions.
+
+    ``Γ(d/2) / (√π · Γ((d+1)/2))`` (2/π for d = 2, 1/2 for d = 3, ≈ ``sqrt(2 / (π d))`` for large d):
+    the chance level for :func:`abs_cosine` and :func:`module_stability`.
+    """
+    if int(n_dims) < 2:
+        raise ValueError(f"n_dims must be at least 2, got {n_dims!r}.")
+    d = int(n_dims)
+    return float(np.exp(special.gammaln(d / 2) - special.gammaln((d + 1) / 2)) / np.sqrt(np.pi))
+
+
 def _pairwise_pole_jaccard(u: np.ndarray, v: np.ndarray, var_names, n_genes: int) -> float:
     """Mean Jaccard of the two poles of ``u`` and ``v (g,)`` after flipping ``v`` to point like ``u``."""
     v = v if float(u @ v) >= 0 else -v
@@ -316,7 +349,9 @@ def module_stability(runs: Sequence[Modules], module: int = 0, n_genes: int | No
 
     For every pair of runs: ``|cos|`` between the module vectors and the Jaccard index of their
     top-gene lists (each pole, ``n_genes`` genes, default the post's top-1 % rule, after aligning
-    signs), averaged over the two poles. Returns one row per output with ``mean_abs_cos``,
+    signs), averaged over the two poles. ``module`` counts in descending eigenvalue order; negative
+    values count from the end (``-1``: the most negative eigenvalue). Returns one row per output with
+    ``module`` (non-negative index), ``n_runs``, ``mean_abs_cos``,
     ``min_abs_cos``, ``mean_jaccard`` (means/minimum over pairs), and the module's eigenvalue
     across runs: ``eigenvalue_mean``, ``eigenvalue_std``, ``eigenvalue_cv`` (std / |mean|),
     ``eigenvalue_min``, ``eigenvalue_max``. Identical runs give 1, 1, 1 and zero spread.
@@ -329,8 +364,9 @@ def module_stability(runs: Sequence[Modules], module: int = 0, n_genes: int | No
         if list(run.output_names) != list(first.output_names) or list(run.var_names) != list(first.var_names):
             raise ValueError(f"Run {i} has different outputs or genes than run 0; compare like with like.")
     k = first.eigenvalues.shape[1]
-    if not 0 <= module < k:
+    if not -k <= module < k:
         raise IndexError(f"module {module} out of range: the runs have {k} modules.")
+    module = module % k  # -1: the module with the most negative eigenvalue
     genes = list(first.var_names)
     n_genes = n_top_genes(len(genes)) if n_genes is None else int(n_genes)
     pairs = list(combinations(range(len(runs)), 2))

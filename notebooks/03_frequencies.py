@@ -26,9 +26,12 @@
 # genes kept.
 
 # %%
+import warnings
+
 import numpy as np
 import pandas as pd
 import scanpy as sc
+import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -52,6 +55,10 @@ from bilinear_core.report import (
 )
 
 pd.set_option("display.max_colwidth", 80)
+warnings.filterwarnings("ignore", message="No data for colormapping")  # predicted_vs_true without labels
+# One intra-op thread: on a small CPU shared with other processes, busy-waiting OpenMP threads made training
+# ~10x slower; the trained models are the same.
+torch.set_num_threads(1)
 RESULTS = bc.datasets.results_dir()
 LABEL = "clusters"
 N_FREQS = 4  # frequencies 0-3 are modelled
@@ -151,8 +158,8 @@ fig = bc.plotting.laplacian_spectrum(
 # paper, so the difference must come from what the graph is built on and how. Eigenvalues of $\mathbf{D} -
 # \mathbf{A}$ scale with the node degrees, and the degrees depend on the data: our graph has a mean degree of
 # {glue:text}`mean_degree:.1f` (median {glue:text}`median_degree:.0f`, maximum {glue:text}`max_degree:.0f`),
-# i.e. few neighbour choices are mutual and a few "hub" cells are chosen by hundreds of others, typical of
-# cosine neighbours in a high-dimensional space. The likely causes, in order:
+# i.e. few neighbour choices are mutual and a few "hub" cells are chosen by hundreds of others (hubness, a known
+# property of nearest neighbours in high-dimensional spaces). The likely causes:
 #
 # 1. **Genes.** We compute cosine similarities over the {glue:text}`n_genes:,d` genes of the offline copy, the
 #    post over 10,000 HVGs of the full file, which changes who the neighbours are and how hub-like the graph is.
@@ -336,8 +343,9 @@ fig = bc.plotting.module_overview(modules, F0, scores[F0], labels, target=F[:, 0
 # {glue:text}`best_module0:d` (r = {glue:text}`best_r0:.2f`), whose eigenvalue is only
 # {glue:text}`best_lambda0:.2g`.
 #
-# **Where the prediction comes from.** Log-expression is non-negative and far from the origin, where the
-# eigenvectors of $\mathbf{Q}_a$ describe the quadratic form. Around the mean cell $\mathbf{c}$, with
+# **Where the prediction comes from.** The eigenvectors of $\mathbf{Q}_a$ describe the quadratic form around the
+# origin, $\mathbf{x} = 0$, but log-expression is non-negative and every cell lies far from it. Around the mean
+# cell $\mathbf{c}$, with
 # $\boldsymbol{\delta} = \mathbf{x} - \mathbf{c}$, each output splits exactly into
 # $y_a = \mathbf{c}^\top\mathbf{Q}_a\mathbf{c} + 2\,\mathbf{c}^\top\mathbf{Q}_a\boldsymbol{\delta} +
 # \boldsymbol{\delta}^\top\mathbf{Q}_a\boldsymbol{\delta}$ (`bilinear_core.interpret.expansion_summary`).

@@ -20,9 +20,11 @@ from bilinear_core.validation import (
     fit_ridge,
     jaccard,
     marker_overlap,
+    mcnemar,
     module_stability,
     overlap_pvalue,
     pole_genes,
+    random_abs_cosine,
     regression_scores,
     split_train_val_test,
     tune_on_validation,
@@ -158,6 +160,19 @@ def test_regression_scores_by_hand():
         regression_scores(y, pred[:, :1])
 
 
+def test_mcnemar_by_hand():
+    a = np.array([True, True, True, False, True, False])
+    b = np.array([True, False, False, False, True, True])
+    only_a, only_b, p = mcnemar(a, b)
+    assert (only_a, only_b) == (2, 1)
+    assert p == pytest.approx(1.0)  # 2 vs 1 of 3: P(X ≤ 1) + P(X ≥ 2) = 1
+    only_a, only_b, p = mcnemar(np.ones(8, bool), np.zeros(8, bool))
+    assert (only_a, only_b) == (8, 0) and p == pytest.approx(2 / 2**8)
+    assert mcnemar(a, a) == (0, 0, 1.0)
+    with pytest.raises(ValueError, match="boolean"):
+        mcnemar(a.astype(int), b)
+
+
 # ------------------------------------------------------------------------------------------- marker overlap
 
 
@@ -216,7 +231,13 @@ def test_wilcoxon_markers_finds_planted_genes():
     adata = AnnData(X=np.log1p(X), obs=pd.DataFrame({"kind": groups}, index=[f"c{i}" for i in range(n)]))
     adata.var_names = [f"gene{i}" for i in range(g)]
     before = adata.copy()
-    markers = wilcoxon_markers(adata, "kind", n_genes=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        markers = wilcoxon_markers(adata, "kind", n_genes=2)
+        assert torch.get_num_threads() == 1  # scanpy's numba step must not leave torch on all cores
+    finally:
+        torch.set_num_threads(threads)
     assert list(markers) == ["p", "q", "r"]
     assert markers["p"][0] == "gene3"
     assert markers["q"] == ["gene7", "gene8"]
@@ -243,6 +264,18 @@ def test_abs_cosine_is_sign_invariant():
         abs_cosine(np.zeros((3, 2)))
 
 
+def test_random_abs_cosine_exact_and_by_simulation():
+    assert random_abs_cosine(2) == pytest.approx(2 / np.pi)
+    assert random_abs_cosine(3) == pytest.approx(0.5)
+    assert random_abs_cosine(10_000) == pytest.approx(np.sqrt(2 / (np.pi * 10_000)), rel=1e-3)
+    rng = np.random.default_rng(0)
+    U, V = rng.normal(size=(2, 20_000, 50))
+    simulated = np.abs((U * V).sum(1) / np.linalg.norm(U, axis=1) / np.linalg.norm(V, axis=1)).mean()
+    assert simulated == pytest.approx(random_abs_cosine(50), rel=0.02)
+    with pytest.raises(ValueError, match="at least 2"):
+        random_abs_cosine(1)
+
+
 def test_module_stability_identical_and_flipped_runs_are_perfect():
     rng = np.random.default_rng(1)
     vec = {"A": rng.normal(size=(40, 3)), "B": rng.normal(size=(40, 3))}
@@ -252,6 +285,9 @@ def test_module_stability_identical_and_flipped_runs_are_perfect():
     np.testing.assert_allclose(table[["mean_abs_cos", "min_abs_cos", "mean_jaccard"]].to_numpy(), 1.0)
     np.testing.assert_allclose(table["eigenvalue_std"], 0.0)
     assert table.loc["A", "eigenvalue_mean"] == 3.0 and table.loc["A", "n_runs"] == 3
+    last = module_stability([run, flipped], module=-1, n_genes=5).set_index("output")
+    assert (last["module"] == 2).all() and last.loc["A", "eigenvalue_mean"] == -2.0
+    pd.testing.assert_frame_equal(last, module_stability([run, flipped], module=2, n_genes=5).set_index("output"))
 
 
 def test_module_stability_values_on_a_toy_case():
@@ -277,3 +313,5 @@ def test_module_stability_errors():
         module_stability([run, other])
     with pytest.raises(IndexError, match="module 5"):
         module_stability([run, run], module=5)
+    with pytest.raises(IndexError, match="module -3"):
+        module_stability([run, run], module=-3)
