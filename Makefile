@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 STAMP := $(VENV)/.installed
+# threads that sleep instead of spinning while waiting: avoids multi-fold slow-downs when the 2 cores are shared
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: install data book test lint bench chapter clean
 
