@@ -102,7 +102,7 @@ def predicted_vs_true(pred: np.ndarray, true: np.ndarray, names, labels=None):
     fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.2), constrained_layout=True)
     colors = None if labels is None else pd.Categorical(labels).codes
     for i, (ax, name) in enumerate(zip(np.atleast_1d(axes), names)):
-        ax.scatter(true[:, i], pred[:, i], s=3, c=colors, cmap="tab10", rasterized=True)
+        ax.scatter(true[:, i], pred[:, i], s=3, c=colors, cmap=None if colors is None else "tab10", rasterized=True)
         lo, hi = min(true[:, i].min(), pred[:, i].min()), max(true[:, i].max(), pred[:, i].max())
         ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
         ax.set(xlabel="true", ylabel="predicted", title=name)
