@@ -53,38 +53,6 @@ def eigen_spectrum(modules: Modules, output, n: int = 20, ax=None):
     return fig
 
 
-def module_histograms(scores: np.ndarray, labels, target: str, modules=(0, 1, 2), bins: int = 40):
-    """Histograms of cell scores on each module, one colour per label, ``target`` drawn on top."""
-    labels = pd.Categorical(labels)
-    palette = dict(zip(labels.categories, sns.color_palette("tab10", len(labels.categories))))
-    fig, axes = plt.subplots(1, len(modules), figsize=(4 * len(modules), 3), constrained_layout=True)
-    for ax, m in zip(np.atleast_1d(axes), modules):
-        edges = np.histogram_bin_edges(scores[:, m], bins=bins)
-        order = [c for c in labels.categories if c != target] + [target]
-        for c in order:
-            sel = np.asarray(labels == c)
-            ax.hist(scores[sel, m], bins=edges, alpha=0.9 if c == target else 0.45, color=palette[c], label=c,
-                    histtype="stepfilled" if c == target else "step", lw=1.2)  # fmt: skip
-        ax.set(xlabel=f"module {m} score", ylabel="cells", title=f"{target}: module {m}")
-    np.atleast_1d(axes)[-1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1, 1), loc="upper left")
-    return fig
-
-
-def module_vs_target(scores: np.ndarray, target: np.ndarray, labels, name: str, modules=(0, 1, 2)):
-    """Module scores against a continuous target, coloured by label, with Pearson r in each title."""
-    labels = pd.Categorical(labels)
-    palette = dict(zip(labels.categories, sns.color_palette("tab10", len(labels.categories))))
-    fig, axes = plt.subplots(1, len(modules), figsize=(4 * len(modules), 3.2), constrained_layout=True)
-    for ax, m in zip(np.atleast_1d(axes), modules):
-        for c in labels.categories:
-            sel = np.asarray(labels == c)
-            ax.scatter(target[sel], scores[sel, m], s=3, color=palette[c], label=c, rasterized=True)
-        r = np.corrcoef(target, scores[:, m])[0, 1]
-        ax.set(xlabel=name, ylabel=f"module {m} score", title=f"module {m} (r = {r:.2f})")
-    np.atleast_1d(axes)[-1].legend(fontsize=7, markerscale=3, frameon=False, bbox_to_anchor=(1, 1), loc="upper left")
-    return fig
-
-
 def embedding_values(embedding: np.ndarray, values: np.ndarray, titles, cmap: str = "RdBu_r"):
     """Scatter of a 2-d embedding coloured by each column of ``values`` on a diverging map centred at 0."""
     values = np.asarray(values).reshape(len(embedding), -1)

@@ -96,3 +96,11 @@ def test_unknown_output_and_library():
         bc.BilinearMLP(5, 0, 2)
     with pytest.raises(ValueError, match="empty"):
         bc.enrichment.enrich(pd.Series([], dtype=str))
+
+
+def test_filter_low_count_cells():
+    from bilinear_core.perturbation import filter_low_count_cells
+
+    adata = AnnData(np.array([[4000, 500], [6000, 0], [1, 1]], dtype=np.float32))
+    assert filter_low_count_cells(adata).obs_names.tolist() == ["1"]
+    assert filter_low_count_cells(adata, min_counts=2).n_obs == 3
