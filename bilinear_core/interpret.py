@@ -152,6 +152,12 @@ def n_top_genes(n_genes: int, fraction: float = 0.01, min_genes: int = 50) -> in
     return int(min(max(np.ceil(fraction * n_genes), min_genes), n_genes // 2))
 
 
+def pole_indices(vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the ``n`` largest and the ``n`` smallest loadings of a module ``(g,)``, strongest first."""
+    order = np.argsort(vector, kind="stable")
+    return order[::-1][:n], order[:n]
+
+
 def top_genes(modules: Modules, output, module: int = 0, fraction: float = 0.01, min_genes: int = 50) -> pd.DataFrame:
     """Top genes per sign of one module as a tidy table.
 
@@ -160,9 +166,8 @@ def top_genes(modules: Modules, output, module: int = 0, fraction: float = 0.01,
     """
     vector = modules.vectors(output)[:, module]
     n = n_top_genes(len(vector), fraction, min_genes)
-    order = np.argsort(vector)
     frames = []
-    for sign, idx in (("positive", order[::-1][:n]), ("negative", order[:n])):
+    for sign, idx in zip(("positive", "negative"), pole_indices(vector, n)):
         frames.append(
             pd.DataFrame(
                 {

@@ -18,7 +18,7 @@ from sklearn.metrics import f1_score, r2_score, recall_score
 from torch import nn
 
 from ._validate import as_dense_float, get_obs_column
-from .interpret import Modules, n_top_genes
+from .interpret import Modules, n_top_genes, pole_indices
 from .train import split_indices
 
 # --------------------------------------------------------------------------------------------- splits
@@ -269,9 +269,9 @@ def pole_genes(vector: np.ndarray, var_names: Sequence[str], n_genes: int) -> tu
         raise ValueError(f"vector must be 1-d with one loading per gene ({len(var_names)}), got {vector.shape}.")
     if not 1 <= n_genes <= len(vector) // 2:
         raise ValueError(f"n_genes must lie in [1, {len(vector) // 2}], got {n_genes!r}.")
-    order = np.argsort(vector, kind="stable")
     names = np.asarray(var_names)
-    return list(names[order[::-1][:n_genes]]), list(names[order[:n_genes]])
+    positive, negative = pole_indices(vector, n_genes)
+    return list(names[positive]), list(names[negative])
 
 
 def marker_overlap(
