@@ -1,11 +1,12 @@
 """Over-representation analysis of gene lists against local gene-set libraries (no network).
 
-Libraries come from two places: Enrichr's own files shipped in the PyPI package ``pyenrichr``
-(``GO_Biological_Process_2023``, the post's library, ``KEGG_2021_Human``,
-``WikiPathway_2023_Human``) and GMT files in ``<data dir>/genesets`` or the data dir itself
-(``MSigDB_Hallmark_2020``, ``GO_Molecular_Function_2022``, ``GO_Cellular_Component_2022``, or any
-``NAME.gmt`` you add). Symbols in these libraries are human: mouse genes are matched by
-upper-casing both sides, the usual first approximation of 1:1 orthologs.
+Libraries come from two places: Enrichr's own files shipped in PyPI packages (see
+:data:`PACKAGED_LIBRARIES`: ``blitzgsea``, Apache-2.0, is preferred where it has the library) and GMT files
+in ``<data dir>/genesets`` or the data dir itself (any ``NAME.gmt`` you add). :data:`POST_STAND_INS` says
+which local file stands for each of the post's seven Enrichr libraries; :data:`MOUSE_LIBRARIES` is that set
+(the pancreas chapters), :data:`HUMAN_LIBRARIES` its human counterpart (A549, K562). Genes are matched
+upper-cased on both sides: for mouse genes against human-symbol libraries that is the usual first
+approximation of 1:1 orthologs; Enrichr's mouse libraries are written in upper case already.
 """
 
 from __future__ import annotations
@@ -19,19 +20,37 @@ import pandas as pd
 
 from .datasets import data_dir
 
-PACKAGED_LIBRARIES = ("GO_Biological_Process_2023", "KEGG_2021_Human", "WikiPathway_2023_Human")
-GMT_LIBRARIES = ("MSigDB_Hallmark_2020", "GO_Molecular_Function_2022", "GO_Cellular_Component_2022")
-DEFAULT_LIBRARIES = PACKAGED_LIBRARIES + GMT_LIBRARIES
-#: The seven Enrichr libraries of the post, for :func:`enrich` with ``online=True``.
-POST_LIBRARIES = (
+#: Enrichr files shipped inside PyPI packages, with the packages to look in, in order of preference.
+PACKAGED_LIBRARIES = {
+    "GO_Biological_Process_2023": ("blitzgsea", "pyenrichr"),
+    "KEGG_2021_Human": ("blitzgsea", "pyenrichr"),
+    "WikiPathway_2023_Human": ("pyenrichr",),
+}
+#: The post's seven Enrichr libraries (for :func:`enrich` with ``online=True``) and the local file standing
+#: for each: exact where the value equals the key, otherwise the closest library available offline.
+POST_STAND_INS = {
+    "GO_Biological_Process_2023": "GO_Biological_Process_2023",
+    "GO_Molecular_Function_2023": "GO_Molecular_Function_2022",
+    "GO_Cellular_Component_2023": "GO_Cellular_Component_2022",
+    "KEGG_2019_Mouse": "KEGG_2019_Mouse",
+    "Reactome_2022": "Reactome_MSigDB_7.5.1",
+    "MSigDB_Hallmark_2020": "MSigDB_Hallmark_2020",
+    "WikiPathways_2019_Mouse": "WikiPathways_2019_Mouse",
+}
+POST_LIBRARIES = tuple(POST_STAND_INS)
+#: Local libraries for mouse data: the stand-ins of the post's seven.
+MOUSE_LIBRARIES = tuple(POST_STAND_INS.values())
+#: Local libraries for human data: the same sources with human KEGG and WikiPathways.
+HUMAN_LIBRARIES = (
     "GO_Biological_Process_2023",
-    "GO_Molecular_Function_2023",
-    "GO_Cellular_Component_2023",
-    "KEGG_2019_Mouse",
-    "Reactome_2022",
+    "GO_Molecular_Function_2022",
+    "GO_Cellular_Component_2022",
+    "KEGG_2021_Human",
+    "Reactome_MSigDB_7.5.1",
     "MSigDB_Hallmark_2020",
-    "WikiPathways_2019_Mouse",
+    "WikiPathway_2023_Human",
 )
+DEFAULT_LIBRARIES = MOUSE_LIBRARIES
 COLUMNS = ["library", "term", "overlap", "p_value", "adjusted_p", "odds_ratio", "combined_score", "genes"]
 
 
@@ -55,13 +74,18 @@ def read_gmt(path: str | Path) -> dict[str, list[str]]:
 
 
 def _library_path(name: str) -> Path:
-    if name in PACKAGED_LIBRARIES or (files("pyenrichr") / "data" / name).is_file():
-        return Path(str(files("pyenrichr") / "data" / name))
+    for package in PACKAGED_LIBRARIES.get(name, ()):
+        try:
+            path = files(package) / "data" / name
+        except ModuleNotFoundError:
+            continue
+        if path.is_file():
+            return Path(str(path))
     for folder in (data_dir() / "genesets", data_dir()):
         if (folder / f"{name}.gmt").is_file():
             return folder / f"{name}.gmt"
     raise FileNotFoundError(
-        f"Gene-set library {name!r} not found. Packaged libraries: {PACKAGED_LIBRARIES}; "
+        f"Gene-set library {name!r} not found. Libraries shipped in packages: {sorted(PACKAGED_LIBRARIES)}; "
         f"put other libraries as {name}.gmt in {data_dir() / 'genesets'} (set $BILINEAR_DATA_DIR to move it). "
         "Enrichr's libraries can be downloaded from its 'Libraries' page in GMT format."
     )
@@ -73,10 +97,10 @@ def load_library(name: str) -> dict[str, list[str]]:
     return read_gmt(_library_path(name))
 
 
-def available_libraries() -> list[str]:
-    """Names of the default libraries that can be read here."""
+def available_libraries(libraries=DEFAULT_LIBRARIES) -> list[str]:
+    """Names among ``libraries`` that can be read here."""
     found = []
-    for name in DEFAULT_LIBRARIES:
+    for name in libraries:
         try:
             _library_path(name)
         except FileNotFoundError:

@@ -1,3 +1,6 @@
+from importlib.resources import files
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import hypergeom
@@ -66,6 +69,12 @@ def test_packaged_libraries_load():
     library = enrichment.load_library("KEGG_2021_Human")
     assert len(library) == 320
     assert "INS" in library["Insulin secretion"]
+    # blitzgsea (Apache-2.0) is preferred where it ships the library; its sets equal pyenrichr's copy
+    path = enrichment._library_path("GO_Biological_Process_2023")
+    assert "blitzgsea" in path.parts
+    pyenrichr_copy = Path(str(files("pyenrichr") / "data" / "GO_Biological_Process_2023"))
+    assert enrichment.read_gmt(path) == enrichment.read_gmt(pyenrichr_copy)
+    assert "pyenrichr" in enrichment._library_path("WikiPathway_2023_Human").parts
     with pytest.raises(FileNotFoundError, match="not found"):
         enrichment.load_library("No_Such_Library_2099")
 
@@ -73,3 +82,19 @@ def test_packaged_libraries_load():
 def test_empty_gene_list():
     with pytest.raises(ValueError, match="empty"):
         enrichment.enrich([], {"toy": {"a": ["X"]}})
+
+
+def test_mouse_and_human_library_sets(monkeypatch, tmp_path, request):
+    enrichment.load_library.cache_clear()
+    request.addfinalizer(enrichment.load_library.cache_clear)  # the toy library must not outlive this test
+    # the post's seven stand-ins for mouse data, their human counterparts, each read from where it lives
+    assert len(enrichment.MOUSE_LIBRARIES) == len(enrichment.HUMAN_LIBRARIES) == 7
+    assert set(enrichment.POST_LIBRARIES) == set(enrichment.POST_STAND_INS)
+    monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
+    (tmp_path / "genesets").mkdir()
+    (tmp_path / "genesets" / "KEGG_2019_Mouse.gmt").write_text("Insulin secretion\t\tINS1\tINS2\tPDX1\n")
+    available = enrichment.available_libraries(enrichment.MOUSE_LIBRARIES)
+    assert available == ["GO_Biological_Process_2023", "KEGG_2019_Mouse"]  # packaged + the one GMT written here
+    # Enrichr's mouse libraries are upper case: mouse symbols match case-insensitively and come back as given
+    table = enrichment.enrich(["Ins1", "Ins2", "Gcg"], ["KEGG_2019_Mouse"], cutoff=1.0, background=None)
+    assert table.loc[0, "genes"] == "Ins1;Ins2"
