@@ -78,6 +78,7 @@ none_seen = [p for p in pairs if p not in complete + one_seen]
 cells_per = pd.Series(condition).value_counts()
 targets_in_panel = [g for g in sorted({g for m in members.values() for g in m}) if g in genes]
 
+# %% tags=["remove-input"]
 glue("n_cells", adata.n_obs, display=False)
 glue("n_genes", adata.n_vars, display=False)
 glue("n_singles", len(singles), display=False)
@@ -161,6 +162,9 @@ tuning = pd.DataFrame(
 )
 tuning.to_csv(RESULTS / "composition_tuning.csv", index=False)
 chosen = tuning[tuning["selected"]].iloc[0]
+tuning.round(4)
+
+# %% tags=["remove-input"]
 glue("dropout", float(chosen["dropout"]), display=False)
 glue("wd", float(chosen["weight decay"]), display=False)
 glue("val_auroc", float(chosen["validation AUROC"]), display=False)
@@ -172,7 +176,6 @@ glue("n_train", len(train_idx), display=False)
 glue("n_val", len(val_idx), display=False)
 glue("n_test", len(test_idx), display=False)
 glue("max_mae_gap", float((tuning["validation MAE"] - tuning["training MAE"]).abs().max()), display=False)
-tuning.round(4)
 
 # %% [markdown]
 # {glue:text}`n_train:,d` training, {glue:text}`n_val:,d` validation and {glue:text}`n_test:,d` test cells. The
@@ -189,8 +192,8 @@ tuning.round(4)
 # the fraction of cells whose highest output is their own gene ("top-1").
 
 # %%
-val_report = bc.train.regression_report(model, X, Y, idx=on_gene(val_idx))
-val_report["MAE of predicting 0"] = np.abs(Y[on_gene(val_idx)]).mean(axis=0)
+val_report = bc.train.regression_report(model, X, Y, idx=val_idx)
+val_report["MAE of predicting 0"] = np.abs(Y[val_idx]).mean(axis=0)
 test_singles = cp.condition_metrics(model.predict(X[on_gene(test_idx)]), condition[on_gene(test_idx)], singles)
 per_gene = val_report[["mae", "MAE of predicting 0", "pearson_r"]].rename(
     columns={"mae": "validation MAE", "pearson_r": "validation r"}
@@ -202,6 +205,9 @@ per_gene = per_gene.join(
 )
 per_gene.index.name = "gene"
 per_gene.to_csv(RESULTS / "composition_singles.csv")
+per_gene.sort_values("test AUROC", ascending=False).round(3)
+
+# %% tags=["remove-input"]
 glue("single_auroc_mean", float(per_gene["test AUROC"].mean()), display=False)
 glue("single_top1_mean", float(per_gene["test top-1"].mean()), display=False)
 glue("chance_top1", 1 / len(singles), display=False)
@@ -209,7 +215,6 @@ strong = per_gene.index[per_gene["test AUROC"] >= 0.9].tolist()
 glue("strong_singles", ", ".join(strong), display=False)
 glue("n_strong", len(strong), display=False)
 glue("n_near_chance", int((per_gene["test AUROC"] < 0.6).sum()), display=False)
-per_gene.sort_values("test AUROC", ascending=False).round(3)
 
 # %%
 test_genes = on_gene(test_idx)
@@ -259,7 +264,6 @@ display(
 # the mean test AUROC (and top-1 rate) of the pair's two single genes.
 
 # %%
-glue("chance_top2", 1 / (len(singles) * (len(singles) - 1) / 2), display=False)
 logistic, logistic_tuning = bv.fit_logistic(X, condition, train_idx, val_idx, Cs=(0.01, 0.1, 1.0))
 centroid, centroid_classes = cp.centroid_scores(X[train_idx], condition[train_idx], X)
 scores = {
@@ -267,7 +271,6 @@ scores = {
     "logistic regression": pd.DataFrame(logistic.decision_function(X), columns=logistic.classes_)[singles].to_numpy(),
     "nearest centroid": pd.DataFrame(centroid, columns=centroid_classes)[singles].to_numpy(),
 }
-glue("C_logit", float(logistic.C), display=False)
 frames = []
 for name, S in scores.items():
     for kind, idx in (("single (test)", test_genes), ("pair", pair_idx)):
@@ -295,6 +298,11 @@ wide = pair_table.pivot(index="condition", columns="model", values=["auroc", "to
 wide = wide.rename(columns={"auroc": "AUROC", "top_k_exact": "top-two exact"}, level=0)
 wide.index.name = "pair"
 overall = pair_table.groupby("model")[["auroc", "top_k_exact", "ceiling AUROC"]].mean()
+wide.round(3)
+
+# %% tags=["remove-input"]
+glue("chance_top2", 1 / (len(singles) * (len(singles) - 1) / 2), display=False)
+glue("C_logit", float(logistic.C), display=False)
 for key, name in (("bil", "bilinear MLP"), ("log", "logistic regression"), ("nc", "nearest centroid")):
     glue(f"pair_auroc_{key}", float(overall.loc[name, "auroc"]), display=False)
     glue(f"pair_top2_{key}", float(overall.loc[name, "top_k_exact"]), display=False)
@@ -306,13 +314,11 @@ strong_members = [g for p in complete + one_seen for g in members[p] if g in str
 glue("strong_members", ", ".join(dict.fromkeys(strong_members)), display=False)
 weak_pairs = [p for p in complete if not any(g in strong for g in members[p])]
 glue("weak_pairs", ", ".join(weak_pairs) or "none", display=False)
-best_model = overall["auroc"].idxmax()
 glue(
     "auroc_ranking",
     " > ".join(f"{m} ({v:.3f})" for m, v in overall["auroc"].sort_values(ascending=False).items()),
     display=False,
 )
-wide.round(3)
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True)
@@ -388,6 +394,9 @@ modules = orient_modules(bc.eigendecompose(model.model, singles, genes), X[train
 means = cp.condition_means(X, condition, genes)
 projections = pd.concat([cp.pair_projections(means, modules, p) for p in complete], ignore_index=True)
 projections.to_csv(RESULTS / "composition_projections.csv", index=False)
+projections.set_index(["pair", "member"]).round(3)
+
+# %% tags=["remove-input"]
 both_move = projections.groupby("pair")["pair_ratio"].min() >= 0.5
 glue("n_both_move", int(both_move.sum()), display=False)
 glue("both_move_list", ", ".join(both_move.index[both_move]) or "none", display=False)
@@ -399,7 +408,6 @@ both_specific = moves_specifically.groupby(projections["pair"]).all()
 glue("n_both_specific", int(both_specific.sum()), display=False)
 glue("specific_moves", ", ".join(f"{r.member} in {r.pair}" for r in projections[moves_specifically].itertuples()),
      display=False)  # fmt: skip
-projections.set_index(["pair", "member"]).round(3)
 
 # %% [markdown]
 # With a pair ratio of at least 0.5 on both members' module 0 as the criterion, {glue:text}`n_both_move:d` of the
@@ -456,6 +464,9 @@ sensitivity = pd.DataFrame(
     {k: [cp.overlap_test(modules2, p, members[p], singles, k=k)["p_value"] for p in complete] for k in (1, 3, 5)},
     index=pd.Index(complete, name="pair"),
 ).rename(columns=lambda k: f"p, k = {k}")
+overlap.drop(columns=["k", "n_null", "n_null (single-gene model)"]).round(3)
+
+# %% tags=["remove-input"]
 glue("n_outputs2", len(outputs2), display=False)
 glue("n_outputs2_minus1", len(outputs2) - 1, display=False)
 glue("pair_output_auroc", float(pair_output_auroc), display=False)
@@ -470,7 +481,6 @@ glue("null_mean_min", float(overlap["null_mean"].min()), display=False)
 glue("null_mean_max", float(overlap["null_mean"].max()), display=False)
 glue("not_sig_list", ", ".join(overlap.index[overlap["p_value"] > 0.05]) or "none", display=False)
 glue("min_p", 1 / (1 + int(overlap["n_null"].iloc[0])), display=False)
-overlap.drop(columns=["k", "n_null", "n_null (single-gene model)"]).round(3)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 3.4), constrained_layout=True)
@@ -524,6 +534,9 @@ additivity.to_csv(RESULTS / "composition_additivity.csv")
 deviating = pd.concat({p: cp.deviating_genes(shifts, p, n=5) for p in complete}, names=["pair", "rank"])
 deviating.to_csv(RESULTS / "composition_deviating_genes.csv")
 noise_limited = additivity.index[additivity["split-half R²"] < 0.5]
+additivity.round(3)
+
+# %% tags=["remove-input"]
 glue("r2_add_min", float(additivity["r2_additive"].min()), display=False)
 glue("r2_add_max", float(additivity["r2_additive"].max()), display=False)
 glue("noise_limited", ", ".join(noise_limited) or "none", display=False)
@@ -537,7 +550,6 @@ glue("clear_weak_coef_max", float(weaker[clear.index].max()) if len(clear) else 
 glue("clear_strong_coef_min", float(stronger[clear.index].min()) if len(clear) else np.nan, display=False)
 top_genes = deviating.groupby("gene").size().sort_values(ascending=False)
 glue("recurrent_genes", ", ".join(f"{g} ({n} pairs)" for g, n in top_genes[top_genes > 1].items()), display=False)
-additivity.round(3)
 
 # %% tags=["hide-input"]
 fig = bc.plotting.predicted_vs_true(shifts.loc[complete].to_numpy().T, (
@@ -581,11 +593,13 @@ cross = pd.concat([cp.model_cross_terms(model.model, means, p, singles) for p in
 cross.to_csv(RESULTS / "composition_cross_terms.csv", index=False)
 cross["own effect"] = np.where(cross["output"] == [members[p][0] for p in cross["pair"]], cross["y_a"], cross["y_b"])
 cross["own effect"] -= cross["y_control"]
+cross.drop(columns="own effect").set_index(["pair", "output"]).round(3)
+
+# %% tags=["remove-input"]
 glue("max_abs_cross", float(cross["cross_term"].abs().max()), display=False)
 glue("max_own_effect", float(cross["own effect"].max()), display=False)
 glue("n_nonadd_negative", int((cross["non_additive"] < 0).sum()), display=False)
 glue("n_cross_rows", len(cross), display=False)
-cross.drop(columns="own effect").set_index(["pair", "output"]).round(3)
 
 # %% [markdown]
 # The cross terms are small: at most {glue:text}`max_abs_cross:.3f` in magnitude, against single-gene effects on
@@ -616,6 +630,9 @@ summary["overlap p"] = overlap["p_value"]
 summary["additivity R²"] = additivity["r2_additive"]
 summary["split-half R²"] = additivity["split-half R²"]
 summary.to_csv(RESULTS / "composition_summary.csv")
+summary.round(3)
+
+# %% tags=["remove-input"]
 strong_in_pairs = list(dict.fromkeys(g for p in complete for g in members[p] if g in strong))
 glue(
     "strong_top_genes",
@@ -629,7 +646,6 @@ depth = adata.obs.groupby("condition", observed=True)["ncounts"].mean()
 glue("depth_min", float(depth.min()), display=False)
 glue("depth_max", float(depth.max()), display=False)
 glue("depth_control", float(depth["control"]), display=False)
-summary.round(3)
 
 # %% [markdown]
 # ## Conclusion
