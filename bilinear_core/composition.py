@@ -371,8 +371,13 @@ def deviating_genes(shifts: pd.DataFrame, pair: str, n: int = 10, control: str =
 
 
 def split_half_r2(X, conditions, condition: str, control: str = "control", seed: int = 0) -> float:
-    """Noise reference for shift R²: the condition's shift from one random half of its (and the control) cells
-    against the shift from the other half, averaged over both directions. Perfect reproducibility gives 1."""
+    """Noise reference for shift R²: a condition's mean shift from one half of its cells against the other half.
+
+    The cells of ``condition`` and of ``control`` in ``X (n, g)`` (labelled by ``conditions (n,)``) are each
+    split at random (``seed``) into two halves; each half gives a shift (condition mean − control mean) and
+    :func:`r2` of one against the other, averaged over both directions, is returned. Perfect
+    reproducibility gives 1; each half has half the cells, so a full-size shift is more reproducible than this.
+    """
     X = as_dense_float(X, dtype=np.float64)
     conditions = np.asarray(conditions).astype(str)
     rng = np.random.default_rng(seed)

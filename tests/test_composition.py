@@ -266,6 +266,17 @@ def _fixture(path, log1p=True):
     adata.obs["dataset"] = pd.Categorical(["norman19"] * 5 + ["mcfaline23"] * 3)
     adata.obs["condition"] = pd.Categorical(["control", "KLF1", "KLF1+MAP2K6", "MAP2K6", "KLF1", "x", "y", "z"])
     adata.obs["dose"] = pd.Categorical(["1", "1", "1+1", "1", "1", "1", "1", "1"])
+    # the remaining obs columns of PerturBench's fixture
+    adata.obs["ncounts"] = np.linspace(1e4, 2e4, 8)
+    adata.obs["ngenes"] = np.arange(8, dtype=np.int32) + 3000
+    adata.obs["perturbation"] = adata.obs["condition"]
+    adata.obs["perturbation_raw"] = adata.obs["condition"]
+    adata.obs["perturbation_type"] = pd.Categorical(["CRISPRa"] * 5 + ["CRISPRi"] * 3)
+    adata.obs["cell_type"] = pd.Categorical(["k562"] * 5 + ["a172"] * 3)
+    adata.obs["treatment"] = pd.Categorical(["none"] * 8)
+    adata.obs["condition_cell_type"] = pd.Categorical(
+        [f"{c}_{t}" for c, t in zip(adata.obs["condition"], adata.obs["cell_type"])]
+    )
     adata.var_names = [f"G{i}" for i in range(5)]
     if log1p:
         adata.uns["log1p"] = {}
@@ -282,6 +293,21 @@ def test_norman19_loader(tmp_path, monkeypatch):
     assert "log1p" in adata.uns and adata.uns["dataset"]["file"] == datasets.PERTURBENCH
     assert adata.uns["dataset"]["n_cells"] == 5
     assert list(adata.obs["condition"].cat.categories) == ["KLF1", "KLF1+MAP2K6", "MAP2K6", "control"]
+    assert "ncounts" in adata.obs and adata.uns["dataset"]["n_genes_in_file"] == 5
+
+
+@pytest.mark.skipif(
+    not (datasets.data_dir() / datasets.PERTURBENCH).is_file(), reason="perturbench_devel.h5ad not linked"
+)
+def test_norman19_real_file():
+    adata = datasets.norman19()
+    assert adata.shape == (3375, 500)
+    conditions = set(adata.obs["condition"])
+    singles = {c for c in conditions if c != "control" and "+" not in c}
+    pairs = {c for c in conditions if "+" in c}
+    assert "control" in conditions and len(singles) == 18 and len(pairs) == 15
+    both_seen = {p for p in pairs if all(g in singles for g in cp.parse_condition(p))}
+    assert both_seen == {"KLF1+MAP2K6", "KLF1+TGFBR2", "MAP2K3+MAP2K6", "MAP2K3+SLC38A2", "MAPK1+TGFBR2"}
 
 
 def test_norman19_loader_refuses_unlogged_and_foreign_files(tmp_path, monkeypatch):
