@@ -1,6 +1,6 @@
 """Bilinear MLPs for single-cell analysis: models, training, exact interpretation, frequencies, enrichment."""
 
-from . import datasets, enrichment, frequencies, interpret, plotting, preprocess, report, train
+from . import composition, datasets, enrichment, frequencies, interpret, plotting, preprocess, report, train
 from .interpret import Modules, eigendecompose, module_scores, top_genes
 from .model import BilinearMLP
 from .train import FitResult, fit, train_classifier, train_regressor
@@ -9,6 +9,7 @@ __all__ = [
     "BilinearMLP",
     "FitResult",
     "Modules",
+    "composition",
     "datasets",
     "eigendecompose",
     "enrichment",

@@ -18,6 +18,8 @@ PANCREAS_FULL = "endocrinogenesis_day15.h5ad"
 PANCREAS_OFFLINE = "pancreas_3696cells_2000genes.h5ad"
 #: pertpy's sci-Plex2 file name.
 SCIPLEX2 = "srivatsan_2020_sciplex2.h5ad"
+#: PerturBench's development fixture: Norman et al. 2019 (K562 CRISPRa) and McFaline-Figueroa et al. 2023 cells.
+PERTURBENCH = "perturbench_devel.h5ad"
 
 
 def data_dir() -> Path:
@@ -111,6 +113,46 @@ def sciplex2(download: bool = True) -> AnnData:
         raise FileNotFoundError(f"No sci-Plex2 data in {data_dir()}; {how}")
     adata = _read(path, "sci-Plex2", how)
     adata.uns["dataset"] = {"name": "sci-Plex2", "file": path.name, "path": str(path), "n_cells": int(adata.n_obs)}
+    return adata
+
+
+def norman19() -> AnnData:
+    """Norman et al. 2019 K562 CRISPRa cells (single genes, gene pairs, control) from PerturBench's fixture.
+
+    Reads :data:`PERTURBENCH` from :func:`data_dir` and keeps the cells with ``obs["dataset"] ==
+    "norman19"``: 3,375 cells × 500 genes, ``obs["condition"]`` like ``"KLF1"``, ``"KLF1+MAP2K6"`` or
+    ``"control"``. ``X`` is already log-normalised (``uns["log1p"]`` is checked): do not normalise it
+    again. The file used is recorded in ``adata.uns["dataset"]``.
+    """
+    how = (
+        f"put PerturBench's development fixture (`altoslabs/perturbench`, "
+        f"`src/perturbench/data/resources/devel.h5ad`, BSD-3-Clause) in {data_dir() / PERTURBENCH} "
+        "(set $BILINEAR_DATA_DIR to use another folder)."
+    )
+    path = data_dir() / PERTURBENCH
+    if not path.is_file():
+        raise FileNotFoundError(f"No {PERTURBENCH} in {data_dir()}; {how}")
+    adata = _read(path, "the PerturBench fixture", how)
+    for key in ("dataset", "condition"):
+        if key not in adata.obs:
+            raise ValueError(f"{path} has no obs[{key!r}]; it is not PerturBench's fixture. {how}")
+    if "log1p" not in adata.uns:
+        raise ValueError(
+            f"{path} has no uns['log1p']: expected log-normalised expression (PerturBench's fixture is). {how}"
+        )
+    keep = (adata.obs["dataset"].astype(str) == "norman19").to_numpy()
+    if not keep.any():
+        raise ValueError(f"{path} has no cells with obs['dataset'] == 'norman19'. {how}")
+    adata = adata[keep].copy()
+    adata.obs["condition"] = adata.obs["condition"].astype(str).astype("category")
+    adata.uns["dataset"] = {
+        "name": "Norman et al. 2019 (K562, CRISPRa), PerturBench development fixture",
+        "file": path.name,
+        "path": str(path),
+        "n_cells": int(adata.n_obs),
+        "n_genes_in_file": int(adata.n_vars),
+        "kind": "log-normalised (uns['log1p'] present; not normalised again)",
+    }
     return adata
 
 

@@ -1,0 +1,325 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import sparse
+
+import bilinear_core as bc
+from bilinear_core import composition as cp
+from bilinear_core import datasets
+from bilinear_core.interpret import Modules, quadratic_form
+
+# --------------------------------------------------------------------------------------------- conditions
+
+
+def test_parse_condition():
+    assert cp.parse_condition("control") == ()
+    assert cp.parse_condition("KLF1") == ("KLF1",)
+    assert cp.parse_condition("KLF1+MAP2K6") == ("KLF1", "MAP2K6")
+    assert cp.parse_condition("ctrl", control="ctrl") == ()
+
+
+@pytest.mark.parametrize(("bad", "message"), [("A+", "empty member"), ("+B", "empty member"), ("A+A", "twice")])
+def test_parse_condition_rejects_bad_strings(bad, message):
+    with pytest.raises(ValueError, match=message):
+        cp.parse_condition(bad)
+
+
+def test_parse_condition_rejects_non_strings():
+    with pytest.raises(TypeError, match="must be a string"):
+        cp.parse_condition(3)
+
+
+def test_indicator_targets():
+    Y = cp.indicator_targets(["control", "A", "A+B", "B", "C"], ["A", "B", "C"])
+    np.testing.assert_array_equal(Y, [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1]])
+    assert Y[2].sum() == 2 and Y[0].sum() == 0 and Y.dtype == np.float32
+
+
+def test_indicator_targets_with_pair_output():
+    Y = cp.indicator_targets(["A+B", "A", "control"], ["A", "B", "A+B"])
+    np.testing.assert_array_equal(Y, [[1, 1, 1], [1, 0, 0], [0, 0, 0]])
+
+
+def test_indicator_targets_errors():
+    with pytest.raises(ValueError, match=r"Gene\(s\) \['D'\] \(in condition\(s\) \['A\+D'\]\) are not outputs"):
+        cp.indicator_targets(["A", "A+D"], ["A", "B"])
+    with pytest.raises(ValueError, match="duplicates"):
+        cp.indicator_targets(["A"], ["A", "A"])
+    with pytest.raises(ValueError, match="non-empty 1-d"):
+        cp.indicator_targets([], ["A"])
+    with pytest.raises(ValueError, match="empty member"):
+        cp.indicator_targets(["A+"], ["A"])
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+def test_pair_metrics_constructed_case():
+    names = ["A", "B", "C", "D"]
+    scores = np.array(
+        [
+            [3.0, 2.0, 1.0, 0.0],  # A, B on top: AUROC 1, top-two exact
+            [3.0, 0.0, 1.0, 2.0],  # A > C, D; B < C, D: 2 of 4 comparisons won
+            [0.0, 0.0, 1.0, 1.0],  # both members below both others: 0
+        ]
+    )
+    m = cp.pair_metrics(scores, names, ["A", "B"])
+    assert m["auroc"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert m["top_k_exact"] == pytest.approx(1 / 3)
+    assert m["mean_member"] == pytest.approx(scores[:, :2].mean())
+    assert m["mean_other"] == pytest.approx(scores[:, 2:].mean())
+    assert (m["n_cells"], m["k"]) == (3, 2)
+    # ties count one half and never give an exact top-k
+    tie = cp.pair_metrics(np.ones((2, 3)), ["A", "B", "C"], ["A"])
+    assert tie["auroc"] == 0.5 and tie["top_k_exact"] == 0.0
+
+
+def test_pair_metrics_errors():
+    with pytest.raises(ValueError, match=r"Member\(s\) \['E'\] are not outputs"):
+        cp.pair_metrics(np.zeros((2, 3)), ["A", "B", "C"], ["A", "E"])
+    with pytest.raises(ValueError, match="3 columns but 2 output names"):
+        cp.pair_metrics(np.zeros((2, 3)), ["A", "B"], ["A"])
+    with pytest.raises(ValueError, match="distinct outputs"):
+        cp.pair_metrics(np.zeros((2, 2)), ["A", "B"], ["A", "B"])
+    with pytest.raises(ValueError, match="NaN"):
+        cp.pair_metrics(np.full((2, 3), np.nan), ["A", "B", "C"], ["A"])
+
+
+def test_condition_metrics_scores_seen_members_only():
+    names = ["A", "B", "C"]
+    scores = np.array([[1.0, 0, 0], [1.0, 1, 0], [0, 0, 1.0], [0, 1.0, 0], [0.5, 0, 0]])
+    conditions = ["A", "A+B", "C+X", "control", "X+Y"]
+    table = cp.condition_metrics(scores, conditions, names).set_index("condition")
+    assert list(table.index) == ["A", "A+B", "C+X"]  # control and the pair without a seen member are skipped
+    assert table.loc["A+B", "k"] == 2 and table.loc["A+B", "top_k_exact"] == 1.0
+    assert table.loc["C+X", "members"] == "C" and table.loc["C+X", "n_members"] == 2 and table.loc["C+X", "k"] == 1
+
+
+def test_centroid_scores():
+    X_train = np.array([[-1.0, 0.0], [1.0, 2.0], [3.0, 0.0], [5.0, 2.0]])  # centroids (0, 1), (4, 1)
+    scores, classes = cp.centroid_scores(X_train, ["a", "a", "b", "b"], np.array([[1.0, 1.0], [4.0, 1.0]]))
+    assert classes == ["a", "b"]
+    np.testing.assert_allclose(scores, [[-1.0, -3.0], [-4.0, 0.0]], atol=1e-6)
+    with pytest.raises(ValueError, match="3 genes but X_train has 2"):
+        cp.centroid_scores(X_train, ["a", "a", "b", "b"], np.zeros((1, 3)))
+
+
+# --------------------------------------------------------------------------------------------- subspaces
+
+
+def test_subspace_overlap_known_values():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(20, 3))
+    assert cp.subspace_overlap(A, A) == pytest.approx(1.0)
+    assert cp.subspace_overlap(A, A @ rng.normal(size=(3, 3))) == pytest.approx(1.0)  # same span, other basis
+    Q, _ = np.linalg.qr(rng.normal(size=(20, 6)))
+    assert cp.subspace_overlap(Q[:, :3], Q[:, 3:]) == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(cp.principal_angles(Q[:, :3], Q[:, 3:]), np.pi / 2)
+    # half of a 2-d space inside a 1-d one; a 45° angle gives cos² = 1/2
+    e = np.eye(4)
+    assert cp.subspace_overlap(e[:, :2], e[:, :1]) == pytest.approx(0.5)
+    assert cp.subspace_overlap(e[:, 0], e[:, 0] + e[:, 1]) == pytest.approx(0.5)
+    np.testing.assert_allclose(cp.principal_angles(e[:, 0], e[:, 0] + e[:, 1]), [np.pi / 4])
+
+
+def test_subspace_overlap_errors():
+    with pytest.raises(ValueError, match="linearly dependent"):
+        cp.subspace_overlap(np.ones((5, 2)), np.eye(5)[:, :2])
+    with pytest.raises(ValueError, match="different spaces"):
+        cp.subspace_overlap(np.eye(5)[:, :2], np.eye(4)[:, :2])
+    with pytest.raises(ValueError, match="NaN"):
+        cp.subspace_overlap(np.full((5, 1), np.nan), np.eye(5)[:, :2])
+
+
+def _modules(vectors: dict, values=(3.0, -2.0, 0.5)) -> Modules:
+    """Modules whose outputs have the given (g, 3) eigenvectors and eigenvalues ``values``."""
+    names = list(vectors)
+    g = next(iter(vectors.values())).shape[0]
+    return Modules(
+        eigenvalues=np.tile(values, (len(names), 1)),
+        eigenvectors=np.stack([vectors[n] for n in names]),
+        output_names=names,
+        var_names=[f"g{i}" for i in range(g)],
+    )
+
+
+def test_top_subspace_orders_by_magnitude():
+    e = np.eye(6)
+    modules = _modules({"A": e[:, :3]}, values=(0.5, 0.1, -2.0))
+    np.testing.assert_array_equal(cp.top_subspace(modules, "A", 2), e[:, [2, 0]])
+    with pytest.raises(ValueError, match="k must lie in"):
+        cp.top_subspace(modules, "A", 4)
+
+
+def test_overlap_test_pair_in_span_of_members():
+    e = np.eye(12)
+    vectors = {"A": e[:, 0:3], "B": e[:, 3:6], "C": e[:, 6:9], "D": e[:, 9:12]}
+    # the pair's top two modules mix A's and B's; its third (smallest |λ|) is C's
+    vectors["A+B"] = np.stack([(e[0] + e[3]) / np.sqrt(2), (e[1] - e[4]) / np.sqrt(2), e[6]], axis=1)
+    modules = _modules(vectors)
+    result = cp.overlap_test(modules, "A+B", ["A", "B"], ["A", "B", "C", "D"], k=2)
+    assert result["overlap"] == pytest.approx(1.0)
+    assert result["n_null"] == 1  # only {C, D} shares nothing with {A, B}
+    assert result["null_mean"] == pytest.approx(0.0)
+    assert result["p_value"] == pytest.approx(0.5)
+    assert cp.overlap_test(modules, "A+B", ["A", "B"], ["C", "D"], k=3)["null_mean"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="No null groups"):
+        cp.overlap_test(modules, "A+B", ["A", "B"], ["A", "B", "C"], k=2)
+
+
+def test_pair_projections():
+    e = np.eye(3)
+    modules = _modules({"A": e, "B": e[:, [1, 0, 2]]})
+    means = pd.DataFrame(
+        [[0.0, 0, 0], [2.0, 0, 0], [0.0, 4, 0], [1.0, 4, 0]], index=["control", "A", "B", "A+B"], columns=list("xyz")
+    )
+    table = cp.pair_projections(means, modules, "A+B").set_index("member")
+    assert table.loc["A", "pair_ratio"] == pytest.approx(0.5) and table.loc["A", "other_ratio"] == pytest.approx(0)
+    assert table.loc["B", "pair_ratio"] == pytest.approx(1.0) and table.loc["B", "score_member"] == pytest.approx(4)
+    with pytest.raises(ValueError, match=r"No mean profile for \['A\+B'\]"):
+        cp.pair_projections(means.drop(index="A+B"), modules, "A+B")
+
+
+# --------------------------------------------------------------------------------------------- expression
+
+
+def _additive_toy(interaction=0.0):
+    """Cells of control, A, B and A+B whose condition means are exactly additive (plus ``interaction`` on gene 3)."""
+    rng = np.random.default_rng(1)
+    base, d_a, d_b = rng.normal(size=(3, 5))
+    noise = rng.normal(scale=0.1, size=(4, 5))
+    noise -= noise.mean(axis=0)  # zero-mean within each condition: means are exact
+    means = {"control": base, "A": base + d_a, "B": base + d_b, "A+B": base + d_a + d_b + interaction * np.eye(5)[3]}
+    X = np.vstack([m + noise for m in means.values()])
+    conditions = np.repeat(list(means), 4)
+    return X, conditions, d_a, d_b
+
+
+def test_mean_shifts_and_additive_toy():
+    X, conditions, d_a, d_b = _additive_toy()
+    genes = [f"g{i}" for i in range(5)]
+    shifts = cp.mean_shifts(X, conditions, genes)
+    assert "control" not in shifts.index
+    np.testing.assert_allclose(shifts.loc["A"], d_a, atol=1e-12)
+    result = cp.additivity(shifts, "A+B")
+    assert result["r2_additive"] == pytest.approx(1.0)
+    assert result["r2_fit"] == pytest.approx(1.0)
+    assert (result["coef_a"], result["coef_b"]) == (pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_deviating_genes_finds_the_interaction():
+    X, conditions, *_ = _additive_toy(interaction=5.0)
+    shifts = cp.mean_shifts(X, conditions, [f"g{i}" for i in range(5)])
+    assert cp.additivity(shifts, "A+B")["r2_additive"] < 1
+    table = cp.deviating_genes(shifts, "A+B", n=2)
+    assert table.loc[0, "gene"] == "g3" and table.loc[0, "residual"] == pytest.approx(5.0)
+    assert table.loc[1, "residual"] == pytest.approx(0.0, abs=1e-12) and len(table) == 2
+
+
+def test_additivity_errors():
+    X, conditions, *_ = _additive_toy()
+    shifts = cp.mean_shifts(X, conditions, [f"g{i}" for i in range(5)])
+    with pytest.raises(ValueError, match="not a pair"):
+        cp.additivity(shifts, "A")
+    with pytest.raises(ValueError, match=r"No shift for \['B'\]"):
+        cp.additivity(shifts.drop(index="B"), "A+B")
+    with pytest.raises(ValueError, match="No 'control' cells"):
+        cp.mean_shifts(X[4:], conditions[4:], [f"g{i}" for i in range(5)])
+    with pytest.raises(ValueError, match="constant"):
+        cp.r2(np.ones(3), np.zeros(3))
+
+
+def test_split_half_r2():
+    X, conditions, *_ = _additive_toy()
+    # condition means are exact, but halves of 2 cells carry their noise: R² below 1, and seeded
+    value = cp.split_half_r2(X, conditions, "A+B", seed=0)
+    assert value < 1 and value == cp.split_half_r2(X, conditions, "A+B", seed=0)
+    noiseless = np.vstack([np.repeat(X[conditions == c].mean(0, keepdims=True), 4, 0) for c in pd.unique(conditions)])
+    assert cp.split_half_r2(noiseless, conditions, "A+B") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="needs at least 4"):
+        cp.split_half_r2(X[:14], conditions[:14], "A+B")
+
+
+def test_model_cross_terms_equal_two_dA_Q_dB(small_model):
+    torch.manual_seed(0)
+    means = pd.DataFrame(np.random.default_rng(2).normal(size=(4, 12)), index=["control", "A", "B", "A+B"])
+    table = cp.model_cross_terms(small_model, means, "A+B", ["A", "B", "C"])
+    Q = bc.interpret.interaction_matrices(small_model).numpy()
+    d_a = (means.loc["A"] - means.loc["control"]).to_numpy()
+    d_b = (means.loc["B"] - means.loc["control"]).to_numpy()
+    for a, row in enumerate(table.itertuples()):
+        assert row.cross_term == pytest.approx(2 * d_a @ Q[a] @ d_b)
+    y_pair = quadratic_form(small_model, means.loc[["A+B"]].to_numpy())[0]
+    np.testing.assert_allclose(table["y_pair"], y_pair[:2])
+    with pytest.raises(ValueError, match=r"Member 'B' of 'A\+B' is not an output"):
+        cp.model_cross_terms(small_model, means, "A+B", ["A", "C", "D"])
+
+
+# --------------------------------------------------------------------------------------------- loader
+
+
+def _fixture(path, log1p=True):
+    rng = np.random.default_rng(0)
+    adata = ad.AnnData(X=sparse.csr_matrix(np.log1p(rng.poisson(1.0, size=(8, 5)).astype(np.float32))))
+    adata.obs["dataset"] = pd.Categorical(["norman19"] * 5 + ["mcfaline23"] * 3)
+    adata.obs["condition"] = pd.Categorical(["control", "KLF1", "KLF1+MAP2K6", "MAP2K6", "KLF1", "x", "y", "z"])
+    adata.obs["dose"] = pd.Categorical(["1", "1", "1+1", "1", "1", "1", "1", "1"])
+    # the remaining obs columns of PerturBench's fixture
+    adata.obs["ncounts"] = np.linspace(1e4, 2e4, 8)
+    adata.obs["ngenes"] = np.arange(8, dtype=np.int32) + 3000
+    adata.obs["perturbation"] = adata.obs["condition"]
+    adata.obs["perturbation_raw"] = adata.obs["condition"]
+    adata.obs["perturbation_type"] = pd.Categorical(["CRISPRa"] * 5 + ["CRISPRi"] * 3)
+    adata.obs["cell_type"] = pd.Categorical(["k562"] * 5 + ["a172"] * 3)
+    adata.obs["treatment"] = pd.Categorical(["none"] * 8)
+    adata.obs["condition_cell_type"] = pd.Categorical(
+        [f"{c}_{t}" for c, t in zip(adata.obs["condition"], adata.obs["cell_type"])]
+    )
+    adata.var_names = [f"G{i}" for i in range(5)]
+    if log1p:
+        adata.uns["log1p"] = {}
+    adata.write_h5ad(path)
+
+
+def test_norman19_loader(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"perturbench_devel.h5ad.*altoslabs/perturbench.*BSD-3"):
+        datasets.norman19()
+    _fixture(tmp_path / datasets.PERTURBENCH)
+    adata = datasets.norman19()
+    assert adata.n_obs == 5 and set(adata.obs["dataset"]) == {"norman19"}
+    assert "log1p" in adata.uns and adata.uns["dataset"]["file"] == datasets.PERTURBENCH
+    assert adata.uns["dataset"]["n_cells"] == 5
+    assert list(adata.obs["condition"].cat.categories) == ["KLF1", "KLF1+MAP2K6", "MAP2K6", "control"]
+    assert "ncounts" in adata.obs and adata.uns["dataset"]["n_genes_in_file"] == 5
+
+
+@pytest.mark.skipif(
+    not (datasets.data_dir() / datasets.PERTURBENCH).is_file(), reason="perturbench_devel.h5ad not linked"
+)
+def test_norman19_real_file():
+    adata = datasets.norman19()
+    assert adata.shape == (3375, 500)
+    conditions = set(adata.obs["condition"])
+    singles = {c for c in conditions if c != "control" and "+" not in c}
+    pairs = {c for c in conditions if "+" in c}
+    assert "control" in conditions and len(singles) == 18 and len(pairs) == 15
+    both_seen = {p for p in pairs if all(g in singles for g in cp.parse_condition(p))}
+    assert both_seen == {"KLF1+MAP2K6", "KLF1+TGFBR2", "MAP2K3+MAP2K6", "MAP2K3+SLC38A2", "MAPK1+TGFBR2"}
+
+
+def test_norman19_loader_refuses_unlogged_and_foreign_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
+    _fixture(tmp_path / datasets.PERTURBENCH, log1p=False)
+    with pytest.raises(ValueError, match=r"no uns\['log1p'\]: expected log-normalised"):
+        datasets.norman19()
+    adata = ad.AnnData(X=np.zeros((2, 2), dtype=np.float32))
+    adata.uns["log1p"] = {}
+    adata.write_h5ad(tmp_path / datasets.PERTURBENCH)
+    with pytest.raises(ValueError, match=r"has no obs\['dataset'\]"):
+        datasets.norman19()
+    (tmp_path / datasets.PERTURBENCH).write_bytes(b"not hdf5")
+    with pytest.raises(OSError, match="looks corrupted"):
+        datasets.norman19()
