@@ -521,7 +521,6 @@ def fit_stream(
         )
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()
-        net = group.wrap(model)
 
         chunks = stream.chunks(chunk_size)
         starts = stream.offsets[chunks[:, 0]] + chunks[:, 1]
@@ -531,6 +530,13 @@ def fit_stream(
         ]
         val_in = [val_idx[a:b] for a, b in zip(np.searchsorted(val_idx, starts), np.searchsorted(val_idx, stops))]
         train_counts = np.array([len(c) for c in train_in])
+        if (train_counts > 0).sum() < group.world_size:
+            suggestion = max(1, len(train_idx) // (4 * group.world_size))
+            raise ValueError(
+                f"{int((train_counts > 0).sum())} chunk(s) of {chunk_size} rows hold training cells, fewer than the "
+                f"{group.world_size} processes: lower chunk_size (e.g. to {suggestion})."
+            )
+        net = group.wrap(model)
         chunk_rng = np.random.default_rng(seed)
         generator = torch.Generator().manual_seed(seed + group.rank)
         metric = "accuracy" if task == "classification" else "mae"
