@@ -470,6 +470,8 @@ def fit_stream(
         As in :func:`bilinear_core.fit`; batches are densified on the device.
 
     Other parameters are those of :func:`bilinear_core.fit` (same defaults, same split for the same seed).
+    Validation runs after every epoch over the chunks that hold validation cells: with the default random
+    split that is every chunk, so for large data pass a contiguous ``val_idx`` (e.g. the last file's cells).
     The result's ``settings["var_names"]`` are the model's input genes and ``settings["preprocessing"]``
     the :class:`Preprocessing` as a dict.
     """
