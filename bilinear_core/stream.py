@@ -412,13 +412,19 @@ def _drain(ids, blocks, batch_size, shuffle, generator, final):
 
 
 def _dense(X: sparse.csr_matrix, device: torch.device) -> torch.Tensor:
-    """Densify a CSR batch on ``device``: ``(b, g)`` float32."""
-    if device.type == "cpu":
-        return torch.from_numpy(X.toarray())
-    crow = torch.from_numpy(X.indptr.astype(np.int64)).to(device, non_blocking=True)
+    """Densify a CSR batch on ``device``: ``(b, g)`` float32 (SciPy on the CPU, torch on an accelerator)."""
+    return torch.from_numpy(X.toarray()) if device.type == "cpu" else _dense_on(X, device)
+
+
+def _dense_on(X: sparse.csr_matrix, device: torch.device) -> torch.Tensor:
+    """Copy the CSR arrays to ``device`` and densify there (only the non-zeros cross the bus)."""
+    per_row = torch.from_numpy(np.diff(X.indptr).astype(np.int64)).to(device, non_blocking=True)
     col = torch.from_numpy(X.indices.astype(np.int64)).to(device, non_blocking=True)
     val = torch.from_numpy(X.data).to(device, non_blocking=True)
-    return torch.sparse_csr_tensor(crow, col, val, size=X.shape, device=device).to_dense()
+    row = torch.repeat_interleave(torch.arange(X.shape[0], device=device), per_row, output_size=X.nnz)
+    out = torch.zeros(X.shape, dtype=val.dtype, device=device)
+    out[row, col] = val  # CSR entries are unique per (row, column)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- training

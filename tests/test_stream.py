@@ -7,7 +7,14 @@ from anndata import AnnData, read_h5ad
 from scipy import sparse
 
 import bilinear_core as bc
-from bilinear_core.stream import H5adStream, Preprocessing, _batches, fit_stream, streaming_preprocessing
+from bilinear_core.stream import (
+    H5adStream,
+    Preprocessing,
+    _batches,
+    _dense_on,
+    fit_stream,
+    streaming_preprocessing,
+)
 
 SMALL = dict(n_hidden=4, batch_size=16, lr=1e-2, weight_decay=0.05, progress=False)
 
@@ -129,6 +136,16 @@ def test_regression_from_obsm_and_interpretation(tmp_path):
     modules = bc.eigendecompose(result.model, result.output_names, result.settings["var_names"])
     assert modules.eigenvectors.shape == (2, 8, 8)
     assert np.isfinite(result.history.to_numpy()).all()
+
+
+def test_in_memory_anndata_streams_like_its_file_and_torch_densify(tmp_path):
+    counts, labels, target = _counts(n=80)
+    path = _write(tmp_path, counts, labels, target, "a")
+    kwargs = dict(epochs=2, chunk_size=16, buffer_size=32, **SMALL)
+    from_file, from_memory = fit_stream(path, "label", **kwargs), fit_stream(read_h5ad(path), "label", **kwargs)
+    _assert_same_weights(from_file, from_memory)
+    X = sparse.random(7, 9, density=0.3, format="csr", dtype=np.float32, random_state=0)
+    np.testing.assert_array_equal(_dense_on(X, torch.device("cpu")).numpy(), X.toarray())  # the accelerator path
 
 
 def test_bad_input_errors(tmp_path):
