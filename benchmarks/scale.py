@@ -211,7 +211,7 @@ def main(argv=None) -> pd.DataFrame:
             threads=args.threads, device=args.device, prep=str(DIR / f"prep_{g}.json"),
         )  # fmt: skip
         small = {**cfg, "cells": min(args.memory_cells, args.cells)}
-        small_label = f"first {small['cells']:,} × {g:,}"
+        small_label = f"first {small['cells']:,} × {g:,}" if small["cells"] < args.cells else label
         try:
             run("stats", cfg, label, rows, args.timeout)
             if small["cells"] < args.cells:
