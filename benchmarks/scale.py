@@ -92,6 +92,7 @@ def worker(cfg: dict) -> dict:
     train = dict(
         n_hidden=128, epochs=1, batch_size=cfg["batch"], lr=1e-4, seed=42, progress=False, device=device,
         mixed_precision=cfg.get("mixed_precision", False), chunk_size=cfg["chunk"], buffer_size=cfg["buffer"],
+        prefetch=cfg.get("prefetch", 2),
     )  # fmt: skip
     kind = cfg["kind"]
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimizer imports torch._dynamo: seconds
@@ -132,7 +133,7 @@ def worker(cfg: dict) -> dict:
                 X[chunk[1] : stop] = transform(stream.read(chunk)).toarray()[: stop - chunk[1]]
             labels = stream.obs_column("label")[:n]
         start = time.perf_counter()  # time the fit, not the densifying read
-        for key in ("chunk_size", "buffer_size"):
+        for key in ("chunk_size", "buffer_size", "prefetch"):
             train.pop(key)
         bc.fit(X, labels, train_idx=train_idx, val_idx=val_idx, **train)
     elif kind == "ddp2":
@@ -162,6 +163,7 @@ def run(kind: str, cfg: dict, label: str, rows: list, timeout: float) -> None:
             "data": label,
             "what": kind,
             "device": cfg.get("device", "cpu") + (" bf16" if cfg.get("mixed_precision") else ""),
+            "prefetch": cfg.get("prefetch", 2) if kind in ("stream", "ddp2") else None,
             "cells": res.get("cells"),
             "seconds": round(res["seconds"], 1) if "seconds" in res else None,
             "cells/s": round(cells_per_s) if cells_per_s else None,
@@ -219,6 +221,7 @@ def main(argv=None) -> pd.DataFrame:
                 run("stream", cfg, label, rows, args.timeout)
             run("read", small, small_label, rows, args.timeout)
             run("stream", small, small_label, rows, args.timeout)
+            run("stream", {**small, "prefetch": 0}, small_label, rows, args.timeout)
             run("memory", small, small_label, rows, args.timeout)
             if args.mixed_precision:
                 run("stream", {**small, "mixed_precision": True}, small_label, rows, args.timeout)
@@ -233,7 +236,8 @@ def main(argv=None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     notes += [
         f"batch {args.batch_size} (ddp2: {args.batch_size // 2} per rank, same global batch), chunk "
-        f"{args.chunk_size} rows, shuffle buffer {args.buffer_size:,} cells, hidden 128, 1 epoch, "
+        f"{args.chunk_size} rows, shuffle buffer {args.buffer_size:,} cells, 2 chunks read ahead in a thread "
+        f"(prefetch 0: read in line), hidden 128, 1 epoch, "
         f"{args.threads} torch thread(s) per process",
         "cells/s: training cells / wall time of the call (validation on 1 % of cells and set-up included); "
         "loop cells/s: the training loop alone; memory: fit() on data already densified in memory",

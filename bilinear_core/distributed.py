@@ -140,6 +140,7 @@ def main(argv=None) -> None:
     p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     p.add_argument("--buffer-size", type=int, default=BUFFER_SIZE)
     p.add_argument("--no-shuffle", action="store_true")
+    p.add_argument("--prefetch", type=int, default=2, help="chunks read ahead in a background thread")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--mixed-precision", action="store_true", help="bf16 autocast")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
@@ -152,7 +153,7 @@ def main(argv=None) -> None:
         preprocessing="none" if a.no_normalize else "normalize_log1p", n_top_genes=a.n_top_genes,
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, n_hidden=a.n_hidden,
         val_fraction=a.val_fraction, seed=a.seed, chunk_size=a.chunk_size, buffer_size=a.buffer_size,
-        shuffle=not a.no_shuffle, mixed_precision=a.mixed_precision, progress=not a.no_progress,
+        shuffle=not a.no_shuffle, prefetch=a.prefetch, mixed_precision=a.mixed_precision, progress=not a.no_progress,
     )  # fmt: skip
     if int(os.environ.get("RANK", 0)) == 0:
         last = result.history.iloc[-1].to_dict()

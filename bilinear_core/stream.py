@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -378,19 +380,39 @@ def _epoch_chunks(chunks, counts, shuffle: bool, rng: np.random.Generator, rank:
     return order[rank::world], [int(counts[order[r::world]].sum()) for r in range(world)]
 
 
-def _batches(stream, transform, table, order, cells_in, batch_size, buffer_size, shuffle, generator):
+def _read_ahead(stream, transform, table, order, cells_in, prefetch: int):
+    """Yield ``(cells, CSR rows)`` of the non-empty chunks in ``order``, reading up to ``prefetch`` chunks ahead
+    in a background thread (h5py reads and NumPy normalisation overlap with training); 0 reads in line."""
+    order = [k for k in order if len(cells_in[k])]
+    if prefetch < 1:
+        yield from ((cells_in[k], stream.read_cells(table[k], cells_in[k], transform)) for k in order)
+        return
+    pool, pending = ThreadPoolExecutor(max_workers=1), deque()
+    try:
+        for i, k in enumerate(order):
+            pending.append(pool.submit(stream.read_cells, table[k], cells_in[k], transform))
+            if i >= prefetch:
+                yield cells_in[order[i - prefetch]], pending.popleft().result()
+        for i, future in enumerate(pending, start=len(order) - len(pending)):
+            yield cells_in[order[i]], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _batches(stream, transform, table, order, cells_in, batch_size, buffer_size, shuffle, generator, prefetch=2):
     """Yield ``(global cell ids, CSR rows)`` batches from chunks ``table[order]``; ``cells_in[k]``: chunk k's cells."""
     ids, blocks, held = [], [], 0
-    for k in order:
-        cells = cells_in[k]
-        if not len(cells):
-            continue
-        ids.append(cells)
-        blocks.append(stream.read_cells(table[k], cells, transform))
-        held += len(cells)
-        if held >= buffer_size:
-            ids, blocks, held = yield from _drain(ids, blocks, batch_size, shuffle, generator, final=False)
-    yield from _drain(ids, blocks, batch_size, shuffle, generator, final=True)
+    chunks = _read_ahead(stream, transform, table, order, cells_in, prefetch)
+    try:
+        for cells, block in chunks:
+            ids.append(cells)
+            blocks.append(block)
+            held += len(cells)
+            if held >= buffer_size:
+                ids, blocks, held = yield from _drain(ids, blocks, batch_size, shuffle, generator, final=False)
+        yield from _drain(ids, blocks, batch_size, shuffle, generator, final=True)
+    finally:
+        chunks.close()  # stops the reader thread when training stops early
 
 
 def _drain(ids, blocks, batch_size, shuffle, generator, final):
@@ -452,6 +474,7 @@ def fit_stream(
     shuffle: bool = True,
     chunk_size: int = CHUNK_SIZE,
     buffer_size: int = BUFFER_SIZE,
+    prefetch: int = 2,
     device: str = "auto",
     mixed_precision: bool = False,
     progress: bool = True,
@@ -472,6 +495,8 @@ def fit_stream(
     shuffle, chunk_size, buffer_size
         Chunks of ``chunk_size`` rows in a seeded random order, batches drawn from a seeded permutation of a
         buffer of at most ``buffer_size`` cells (plus one chunk). ``shuffle=False``: file order.
+    prefetch
+        Chunks read and normalised ahead in a background thread, overlapping with training (0: none).
     device, mixed_precision
         As in :func:`bilinear_core.fit`; batches are densified on the device.
 
@@ -559,7 +584,9 @@ def fit_stream(
             mine, per_rank = _epoch_chunks(chunks, train_counts, shuffle, chunk_rng, group.rank, group.world_size)
             steps = min(-(-c // batch_size) for c in per_rank)  # every rank takes the same number of steps
             loss_sum, metric_sum, seen = 0.0, 0.0, 0
-            batches = _batches(stream, transform, chunks, mine, train_in, batch_size, buffer_size, shuffle, generator)
+            batches = _batches(
+                stream, transform, chunks, mine, train_in, batch_size, buffer_size, shuffle, generator, prefetch
+            )
             for _, (cells, X) in zip(range(steps), batches):
                 xb, yb = _dense(X, dev), targets[cells].to(dev)
                 with autocast(dev, mixed_precision):
@@ -597,7 +624,7 @@ def fit_stream(
         decoupled_weight_decay=decoupled_weight_decay, loss="cross_entropy" if task == "classification" else loss,
         seed=seed, dropout=dropout, bias=bias, n_train=len(train_idx), n_val=len(val_idx), device=str(dev),
         mixed_precision=mixed_precision, streaming=True, shuffle=shuffle, chunk_size=chunk_size,
-        buffer_size=buffer_size, world_size=group.world_size, files=[s.name for s in stream.sources],
+        buffer_size=buffer_size, prefetch=prefetch, world_size=group.world_size, files=[s.name for s in stream.sources],
         var_names=list(prep.genes), preprocessing=prep.to_dict(),
         train_cells_per_s=cells_seen * group.world_size / max(seconds, 1e-12),
     )  # fmt: skip

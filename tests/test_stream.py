@@ -92,10 +92,10 @@ def test_bounded_buffer_visits_each_cell_once_in_a_seeded_order(tmp_path):
         cells_in = [np.arange(a, b) for _, a, b in table]
         transform = Preprocessing(genes=list(stream.var_names), normalize=False).bind(stream.var_names)
 
-        def epoch(seed):
+        def epoch(seed, prefetch=2):
             order = np.random.default_rng(seed).permutation(len(table))
             gen = torch.Generator().manual_seed(seed)
-            return list(_batches(stream, transform, table, order, cells_in, 8, 20, True, gen))
+            return list(_batches(stream, transform, table, order, cells_in, 8, 20, True, gen, prefetch))
 
         batches = epoch(0)
         ids = np.concatenate([cells for cells, _ in batches])
@@ -105,6 +105,11 @@ def test_bounded_buffer_visits_each_cell_once_in_a_seeded_order(tmp_path):
         np.testing.assert_array_equal(batches[3][1].toarray(), counts[batches[3][0]])  # rows travel with their ids
         np.testing.assert_array_equal(ids, np.concatenate([c for c, _ in epoch(0)]))  # seeded
         assert not np.array_equal(ids, np.concatenate([c for c, _ in epoch(1)]))
+        np.testing.assert_array_equal(ids, np.concatenate([c for c, _ in epoch(0, prefetch=0)]))  # read in line
+        gen = torch.Generator().manual_seed(0)
+        early = _batches(stream, transform, table, np.arange(len(table)), cells_in, 8, 20, True, gen, 3)
+        next(early)
+        early.close()  # stopping early shuts the reader thread down
 
 
 def test_streaming_statistics_match_in_memory_preprocessing(tmp_path):
