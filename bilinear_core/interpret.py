@@ -21,8 +21,8 @@ from .model import BilinearMLP
 
 
 def _weights(model: BilinearMLP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``W (h, g)``, ``V (h, g)``, ``P (t, h)`` as float64 tensors."""
-    return tuple(m.weight.detach().double() for m in (model.left, model.right, model.head))
+    """``W (h, g)``, ``V (h, g)``, ``P (t, h)`` as float64 CPU tensors (whatever device the model is on)."""
+    return tuple(m.weight.detach().to("cpu", torch.float64) for m in (model.left, model.right, model.head))
 
 
 def interaction_matrices(model: BilinearMLP, outputs=None) -> torch.Tensor:

@@ -14,6 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ._validate import as_dense_float, check_finite, check_min_cells, get_matrix, get_obs_column
+from .devices import autocast, model_device, resolve_device
 from .model import BilinearMLP
 
 TASKS = ("classification", "regression")
@@ -49,10 +50,10 @@ class FitResult:
 
     def predict(self, X) -> np.ndarray:
         """Model outputs ``(n, t)``: logits (classification) or predictions (regression)."""
-        X = torch.from_numpy(as_dense_float(X))
+        X = torch.from_numpy(as_dense_float(X)).to(model_device(self.model))
         self.model.eval()
         with torch.no_grad():
-            return self.model(X).numpy()
+            return self.model(X).float().cpu().numpy()
 
     def predict_labels(self, X) -> np.ndarray:
         """Predicted class names ``(n,)`` (classification only)."""
@@ -123,6 +124,8 @@ def fit(
     output_names: list[str] | None = None,
     progress: bool = True,
     model_factory=None,
+    device: str = "auto",
+    mixed_precision: bool = False,
 ) -> FitResult:
     """Train a :class:`BilinearMLP` with Adam and cosine annealing.
 
@@ -146,6 +149,9 @@ def fit(
         Train another architecture with the same loop: a callable ``(n_in, n_hidden, n_out) -> nn.Module``
         (e.g. :class:`bilinear_core.validation.ReluMLP`), called after seeding; ``dropout`` and ``bias``
         are then ignored. ``None`` (default) trains a :class:`BilinearMLP`.
+    device, mixed_precision
+        Where to train: ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``; the
+        returned model stays there. ``mixed_precision=True`` runs forward passes under bf16 autocast.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
@@ -154,6 +160,7 @@ def fit(
     for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    dev = resolve_device(device)
     X = as_dense_float(X)
     n, g = X.shape
     check_min_cells(n, MIN_CELLS, "Training")
@@ -189,9 +196,10 @@ def fit(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()
 
+    model.to(dev)  # in place: the optimizer holds these same parameters
     X_t = torch.from_numpy(X)
-    X_train, y_train = X_t[train_idx], targets[train_idx]
-    X_val, y_val = X_t[val_idx], targets[val_idx]
+    X_train, y_train = X_t[train_idx].to(dev), targets[train_idx].to(dev)
+    X_val, y_val = X_t[val_idx].to(dev), targets[val_idx].to(dev)
     metric = "accuracy" if task == "classification" else "mae"
     generator = torch.Generator().manual_seed(seed)
     rows = []
@@ -201,8 +209,9 @@ def fit(
         loss_sum, metric_sum = 0.0, 0.0
         for batch in torch.randperm(len(train_idx), generator=generator).split(batch_size):
             xb, yb = X_train[batch], y_train[batch]
-            out = model(xb)
-            batch_loss = criterion(out, yb)
+            with autocast(dev, mixed_precision):
+                out = model(xb)
+                batch_loss = criterion(out, yb)
             optimizer.zero_grad(set_to_none=True)
             batch_loss.backward()
             optimizer.step()
@@ -210,7 +219,7 @@ def fit(
             metric_sum += _metric_sum(out.detach(), yb, task)
         scheduler.step()
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(dev, mixed_precision):
             out_val = model(X_val)
             row = {
                 "epoch": epoch + 1,
@@ -227,6 +236,7 @@ def fit(
         decoupled_weight_decay=decoupled_weight_decay, loss="cross_entropy" if task == "classification" else loss,
         seed=seed, dropout=dropout, bias=bias, n_train=len(train_idx), n_val=len(val_idx),
     )  # fmt: skip
+    settings.update(device=str(dev), mixed_precision=mixed_precision)
     if model_factory is not None:
         settings["model"] = getattr(model_factory, "__name__", repr(model_factory))
     return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings)

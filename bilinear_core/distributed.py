@@ -1,0 +1,165 @@
+"""Data-parallel training with ``torch.distributed`` (DDP): every rank streams its share of the chunks.
+
+Gradients are averaged over ranks after each step, so ``W`` ranks with ``batch_size`` cells each train
+like one process with ``W × batch_size`` cells per batch. Launch with torchrun, e.g. two CPU processes::
+
+    torchrun --standalone --nproc-per-node 2 -m bilinear_core.distributed data/a.h5ad data/b.h5ad \\
+        --target cell_type --out model.pt --n-top-genes 5000 --batch-size 256
+
+gloo on CPU, nccl on CUDA (one GPU per rank, ``LOCAL_RANK``). Rank 0 writes ``--out`` with
+:func:`bilinear_core.checkpoint.save_result`; read it back with :func:`bilinear_core.checkpoint.load_result`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from .checkpoint import load_result, save_result
+from .devices import resolve_device
+from .stream import BUFFER_SIZE, CHUNK_SIZE, H5adStream, fit_stream, streaming_preprocessing
+from .train import FitResult
+
+
+class _DDPGroup:
+    """The initialised default process group, as :func:`bilinear_core.stream.fit_stream` uses it."""
+
+    def __init__(self, device: torch.device):
+        self.rank, self.world_size, self.device = dist.get_rank(), dist.get_world_size(), device
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        on = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+        summed = torch.tensor(values, dtype=torch.float64, device=on)
+        dist.all_reduce(summed)
+        return summed.tolist()
+
+
+def fit_distributed(
+    files, target_key: str, *, out=None, device: str = "auto", preprocessing="normalize_log1p", **kwargs
+) -> FitResult:
+    """:func:`bilinear_core.stream.fit_stream` in every process of a torchrun launch; rank 0 saves to ``out``.
+
+    Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` from the environment
+    (torchrun sets them) unless a process group is already initialised. The preprocessing statistics
+    (a streaming pass) are computed on rank 0 and sent to the others; pass a
+    :class:`~bilinear_core.stream.Preprocessing` to skip that pass. ``batch_size`` is per rank.
+    """
+    dev = resolve_device(device)
+    if dev.type == "mps":
+        raise ValueError("DDP does not run on MPS; use device='cpu'.")
+    if dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(dev)
+    owner = not dist.is_initialized()
+    if owner:
+        missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+        if missing:
+            raise RuntimeError(
+                f"fit_distributed runs under torchrun (missing environment variables {missing}); e.g. `torchrun "
+                "--standalone --nproc-per-node 2 -m bilinear_core.distributed FILES --target KEY --out model.pt`."
+            )
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(hours=2))
+    try:
+        group = _DDPGroup(dev)
+        if isinstance(preprocessing, str) and preprocessing == "normalize_log1p":
+            shared = [None]
+            if group.rank == 0:
+                with H5adStream(files, kwargs.get("layer")) as stream:
+                    shared[0] = streaming_preprocessing(
+                        stream,
+                        n_top_genes=kwargs.pop("n_top_genes", None),
+                        chunk_size=kwargs.get("chunk_size", CHUNK_SIZE),
+                        progress=kwargs.get("progress", True),
+                    )
+            kwargs.pop("n_top_genes", None)
+            dist.broadcast_object_list(shared, src=0)
+            preprocessing = shared[0]
+        result = fit_stream(files, target_key, device=dev, preprocessing=preprocessing, _group=group, **kwargs)
+        if out is not None and group.rank == 0:
+            save_result(result, out)
+        dist.barrier()
+        return result
+    finally:
+        if owner:
+            dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawned(rank, world, port, threads, files, target_key, out, kwargs):
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
+    torch.set_num_threads(threads)
+    fit_distributed(files, target_key, out=out, **kwargs)
+
+
+def spawn_local(nprocs: int, files, target_key: str, out, *, threads: int = 1, **kwargs) -> FitResult:
+    """Run :func:`fit_distributed` in ``nprocs`` local processes (no torchrun needed); return the saved result.
+
+    ``files`` must be paths (they are sent to the new processes); ``threads`` torch threads per process.
+    """
+    port = _free_port()
+    args = (nprocs, port, threads, [str(f) for f in ([files] if isinstance(files, (str, os.PathLike)) else files)])
+    torch.multiprocessing.spawn(_spawned, args=(*args, target_key, str(out), kwargs), nprocs=nprocs, join=True)
+    return load_result(out)
+
+
+def main(argv=None) -> None:
+    """Command line for torchrun: ``python -m bilinear_core.distributed FILES --target KEY --out model.pt``."""
+    p = argparse.ArgumentParser(prog="python -m bilinear_core.distributed", description=__doc__.split("\n")[0])
+    p.add_argument("files", nargs="+", help=".h5ad files with the same genes (CSR X)")
+    p.add_argument("--target", required=True, help="obs column of labels (classification) or obsm/obs target")
+    p.add_argument("--out", required=True, help="where rank 0 saves the result (torch.save)")
+    p.add_argument("--task", default="classification", choices=["classification", "regression"])
+    p.add_argument("--loss", default="huber", help="regression loss: huber, mse or l1")
+    p.add_argument("--layer", default=None, help="read this layer instead of X")
+    p.add_argument("--no-normalize", action="store_true", help="use the stored values (already normalised)")
+    p.add_argument("--n-top-genes", type=int, default=None, help="keep this many HVGs (default: all genes)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=64, help="cells per batch per rank")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--n-hidden", type=int, default=128)
+    p.add_argument("--val-fraction", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    p.add_argument("--buffer-size", type=int, default=BUFFER_SIZE)
+    p.add_argument("--no-shuffle", action="store_true")
+    p.add_argument("--prefetch", type=int, default=2, help="chunks read ahead in a background thread")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--mixed-precision", action="store_true", help="bf16 autocast")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    result = fit_distributed(
+        a.files, a.target, out=a.out, device=a.device, task=a.task, loss=a.loss, layer=a.layer,
+        preprocessing="none" if a.no_normalize else "normalize_log1p", n_top_genes=a.n_top_genes,
+        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, n_hidden=a.n_hidden,
+        val_fraction=a.val_fraction, seed=a.seed, chunk_size=a.chunk_size, buffer_size=a.buffer_size,
+        shuffle=not a.no_shuffle, prefetch=a.prefetch, mixed_precision=a.mixed_precision, progress=not a.no_progress,
+    )  # fmt: skip
+    if int(os.environ.get("RANK", 0)) == 0:
+        last = result.history.iloc[-1].to_dict()
+        summary = {k: result.settings[k] for k in ("world_size", "device", "train_cells_per_s", "n_train")}
+        print(json.dumps({**summary, "out": a.out, **{k: float(v) for k, v in last.items()}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

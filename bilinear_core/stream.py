@@ -1,0 +1,653 @@
+"""Training from ``.h5ad`` files on disk: CSR row chunks, a bounded shuffle buffer, densified per batch.
+
+Memory is O(chunk + buffer + batch) for the expression matrix, never O(cells × genes). Per-cell
+vectors (targets, the train/validation split, per-cell totals in the statistics pass) are held in
+memory: a few bytes per cell.
+
+Reading order: the rows of every file are cut into chunks of ``chunk_size`` consecutive rows. An epoch
+visits the chunks in a seeded random order (in file order with ``shuffle=False``), normalises each
+chunk on the CPU (size factors, ``log1p``, model genes) into a buffer of at most ``buffer_size`` cells,
+and draws batches from a seeded permutation of the buffer. When one buffer holds every training cell,
+the batches are exactly those of :func:`bilinear_core.fit` with the same seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from anndata.io import read_elem
+from scipy import sparse
+from torch import nn
+from tqdm import tqdm
+
+from ._validate import check_min_cells
+from .devices import autocast, resolve_device
+from .model import BilinearMLP
+from .preprocess import RIBOSOMAL_PREFIXES
+from .train import MIN_CELLS, REGRESSION_LOSSES, TASKS, FitResult, _encode_targets, _metric_sum, set_seed, split_indices
+
+CHUNK_SIZE = 8_192
+BUFFER_SIZE = 65_536
+
+
+# --------------------------------------------------------------------------------------------------- sources
+class _Source:
+    """One ``.h5ad`` file (read with h5py, row slices of its CSR ``X``) or one AnnData (backed or in memory)."""
+
+    def __init__(self, item, layer: str | None = None):
+        self._file = None
+        if isinstance(item, AnnData):
+            self.name = str(item.filename) if item.isbacked else "AnnData (in memory)"
+            if layer is not None and layer not in item.layers:
+                raise KeyError(f"{self.name}: layer {layer!r} not found; available layers: {sorted(item.layers)}.")
+            self._X = item.X if layer is None else item.layers[layer]
+            self._obs, self._obsm = item.obs, item.obsm
+            self.n_obs, self.var_names = item.n_obs, pd.Index(item.var_names.astype(str))
+            return
+        path = Path(item)
+        self.name = str(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No such .h5ad file: {path} (resolved: {path.resolve()}).")
+        try:
+            self._file = h5py.File(path, "r")
+        except OSError as err:
+            raise OSError(f"{path}: cannot be opened as an .h5ad (HDF5) file: {err}") from None
+        f = self._file
+        if layer is None:
+            X = f.get("X")
+        else:
+            X = f["layers"].get(layer) if "layers" in f else None
+            if X is None:
+                available = sorted(f["layers"]) if "layers" in f else []
+                raise KeyError(f"{path}: layer {layer!r} not found; available layers: {available}.")
+        if X is None:
+            raise ValueError(f"{path}: the file has no X matrix.")
+        if isinstance(X, h5py.Group):
+            kind = X.attrs.get("encoding-type", "")
+            if kind != "csr_matrix":
+                raise ValueError(
+                    f"{path}: X is stored as {kind!r}; streaming reads rows and needs CSR "
+                    "(rewrite it with adata.X = scipy.sparse.csr_matrix(adata.X); adata.write_h5ad(...))."
+                )
+            self.n_obs = int(X.attrs["shape"][0])
+        else:
+            self.n_obs = int(X.shape[0])
+        self._X = X
+        self.var_names = pd.Index(read_elem(f["var"]).index.astype(str))
+
+    def rows(self, start: int, stop: int) -> sparse.csr_matrix:
+        """Rows ``[start, stop)`` as CSR float32, refusing NaN/inf."""
+        X = self._X
+        if isinstance(X, h5py.Group):
+            indptr = X["indptr"][start : stop + 1].astype(np.int64)
+            lo, hi = int(indptr[0]), int(indptr[-1])
+            data, indices = X["data"][lo:hi], X["indices"][lo:hi]
+            chunk = sparse.csr_matrix((data, indices, indptr - lo), shape=(stop - start, len(self.var_names)))
+        else:  # an h5py dense dataset, a backed sparse dataset, or an in-memory matrix
+            chunk = X[start:stop]
+            chunk = sparse.csr_matrix(chunk) if not sparse.issparse(chunk) else chunk.tocsr()
+        chunk = chunk.astype(np.float32, copy=False)
+        if not np.isfinite(chunk.data).all():
+            bad = int((~np.isfinite(chunk.data)).sum())
+            raise ValueError(
+                f"{self.name}: rows {start}–{stop - 1} contain {bad} NaN or infinite value(s); "
+                "impute or drop them before training (e.g. remove the affected cells)."
+            )
+        return chunk
+
+    def obs_column(self, key: str):
+        if self._file is None:
+            if key not in self._obs.columns:
+                raise KeyError(f"{self.name}: column {key!r} not in obs; available columns: {list(self._obs.columns)}.")
+            column = self._obs[key]
+            return pd.Categorical(column) if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+        obs = self._file["obs"]
+        columns = [str(c) for c in obs.attrs.get("column-order", [])]
+        if key not in columns:
+            raise KeyError(f"{self.name}: column {key!r} not in obs; available columns: {columns}.")
+        return read_elem(obs[key])
+
+    def obsm(self, key: str) -> np.ndarray | None:
+        if self._file is None:
+            return np.asarray(self._obsm[key]) if key in self._obsm else None
+        return (
+            np.asarray(read_elem(self._file["obsm"][key]))
+            if "obsm" in self._file and key in self._file["obsm"]
+            else None
+        )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class H5adStream:
+    """One or more ``.h5ad`` files (or AnnData objects) read as one cells × genes matrix, chunk by chunk.
+
+    Every file must have the first file's genes in the same order. Use as a context manager, or call
+    :meth:`close`.
+    """
+
+    def __init__(self, files, layer: str | None = None):
+        items = [files] if isinstance(files, (str, Path, AnnData)) else list(files)
+        if not items:
+            raise ValueError("No input files given.")
+        self.sources: list[_Source] = []
+        try:
+            for item in items:
+                self.sources.append(_Source(item, layer))
+                _check_same_genes(self.sources[0], self.sources[-1])
+        except Exception:
+            self.close()
+            raise
+        self.var_names = self.sources[0].var_names
+        self.offsets = np.cumsum([0] + [s.n_obs for s in self.sources])
+        self.n_obs = int(self.offsets[-1])
+
+    def chunks(self, chunk_size: int) -> np.ndarray:
+        """``(k, 3)`` array of ``(source, start, stop)``: consecutive row ranges within each file."""
+        out = [
+            (i, start, min(start + chunk_size, src.n_obs))
+            for i, src in enumerate(self.sources)
+            for start in range(0, src.n_obs, chunk_size)
+        ]
+        return np.asarray(out, dtype=np.int64).reshape(-1, 3)
+
+    def read(self, chunk) -> sparse.csr_matrix:
+        """The rows of one ``(source, start, stop)`` chunk."""
+        i, start, stop = (int(v) for v in chunk)
+        return self.sources[i].rows(start, stop)
+
+    def read_cells(self, chunk, cells: np.ndarray, transform: _Transform) -> sparse.csr_matrix:
+        """Transformed rows of ``cells`` (global ids, sorted, all inside ``chunk``)."""
+        block = transform(self.read(chunk))
+        if len(cells) == block.shape[0]:
+            return block
+        return block[cells - self.offsets[chunk[0]] - chunk[1]]
+
+    def obs_column(self, key: str):
+        """``obs[key]`` of all files concatenated; categories keep the first file's order, then new ones."""
+        parts = [src.obs_column(key) for src in self.sources]
+        if all(isinstance(p, pd.Categorical) for p in parts):
+            categories = list(dict.fromkeys(c for p in parts for c in p.categories))
+            return pd.Categorical(np.concatenate([np.asarray(p, dtype=object) for p in parts]), categories=categories)
+        return np.concatenate([np.asarray(p) for p in parts])
+
+    def targets(self, key: str):
+        """A regression target: ``obsm[key]`` (``(n, t)``) or a numeric ``obs[key]``."""
+        parts = [src.obsm(key) for src in self.sources]
+        if all(p is not None for p in parts):
+            return np.concatenate(parts)
+        return self.obs_column(key)
+
+    def close(self) -> None:
+        for src in self.sources:
+            src.close()
+
+    def __enter__(self) -> H5adStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_same_genes(first: _Source, other: _Source) -> None:
+    a, b = first.var_names, other.var_names
+    if len(a) == len(b) and (a == b).all():
+        return
+    n = min(len(a), len(b))
+    diff = np.flatnonzero(a[:n] != b[:n])
+    where = (
+        f"first difference at position {diff[0]}: {b[diff[0]]!r} where {first.name} has {a[diff[0]]!r}"
+        if len(diff)
+        else f"the first {n} genes agree"
+    )
+    raise ValueError(
+        f"{other.name} has different genes (var_names) from the first file {first.name}: "
+        f"{len(b)} vs {len(a)} genes, {where}. All files must list the same genes in the same order."
+    )
+
+
+# --------------------------------------------------------------------------------------------- preprocessing
+@dataclass
+class Preprocessing:
+    """How raw rows become model inputs; computed by :func:`streaming_preprocessing` or given.
+
+    ``genes``: the model's input genes, in order. With ``normalize`` each cell's counts are divided by
+    its total over ``counted_genes`` (all genes when ``None``) and multiplied by ``target_sum`` (the
+    median total, as :func:`bilinear_core.preprocess.normalize_log1p`), then ``log1p``; without it the
+    stored values are used as they are. ``gene_stats`` (not saved) holds the per-gene mean, dispersion
+    and normalised dispersion of the HVG selection.
+    """
+
+    genes: list[str]
+    normalize: bool = True
+    target_sum: float | None = None
+    counted_genes: list[str] | None = None
+    gene_stats: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "gene_stats"}
+
+    def bind(self, var_names: pd.Index) -> _Transform:
+        return _Transform(self, var_names)
+
+
+class _Transform:
+    """A :class:`Preprocessing` applied to CSR chunks of files with genes ``var_names``."""
+
+    def __init__(self, prep: Preprocessing, var_names: pd.Index):
+        if prep.normalize and (prep.target_sum is None or not prep.target_sum > 0):
+            raise ValueError(f"Preprocessing.normalize needs a positive target_sum, got {prep.target_sum!r}.")
+        missing = pd.Index(prep.genes).difference(var_names)
+        if len(missing):
+            raise KeyError(f"{len(missing)} model gene(s) are not in the files, e.g. {list(missing[:5])}.")
+        self.prep, self.n_genes = prep, len(prep.genes)
+        self.column = np.full(len(var_names), -1, dtype=np.int64)
+        self.column[var_names.get_indexer(prep.genes)] = np.arange(self.n_genes)
+        counted = var_names if prep.counted_genes is None else pd.Index(prep.counted_genes)
+        self.counted = var_names.isin(counted)
+
+    def __call__(self, chunk: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Normalised, ``log1p``-transformed rows restricted to the model genes: ``(n, g_all) -> (n, g_model)``."""
+        n = chunk.shape[0]
+        rows = np.repeat(np.arange(n), np.diff(chunk.indptr))
+        data = chunk.data.astype(np.float32, copy=True)
+        if self.prep.normalize:
+            counted = self.counted[chunk.indices]
+            totals = np.bincount(rows[counted], weights=data[counted], minlength=n)
+            if (totals <= 0).any():
+                raise ValueError(f"{int((totals <= 0).sum())} cell(s) have no counts; filter them out first.")
+            data *= (self.prep.target_sum / totals).astype(np.float32)[rows]
+            np.log1p(data, out=data)
+        column = self.column[chunk.indices]
+        keep = column >= 0
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows[keep], minlength=n), out=indptr[1:])
+        return sparse.csr_matrix((data[keep], column[keep], indptr), shape=(n, self.n_genes))
+
+
+def streaming_preprocessing(
+    files,
+    *,
+    n_top_genes: int | None = None,
+    normalize: bool = True,
+    drop_prefixes=RIBOSOMAL_PREFIXES,
+    layer: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: bool = True,
+) -> Preprocessing:
+    """One streaming pass: per-cell totals (size factors) and per-gene mean/variance, then HVGs.
+
+    Mirrors :func:`bilinear_core.preprocess.preprocess`: genes starting with ``drop_prefixes`` are
+    dropped, totals are summed over the remaining genes, the target is their median, and the
+    ``n_top_genes`` highly variable genes are chosen as scanpy's ``seurat`` flavour does (20 bins of
+    log mean, normalised log dispersion of the normalised counts). ``n_top_genes=None`` keeps all genes.
+    """
+    with _as_stream(files, layer) as stream:
+        var_names = stream.var_names
+        kept = ~var_names.str.startswith(tuple(drop_prefixes)) if drop_prefixes else np.ones(len(var_names), bool)
+        n_cells, g = stream.n_obs, len(var_names)
+        totals = np.empty(n_cells)
+        s1, s2 = np.zeros(g), np.zeros(g)  # Σ c/total and Σ (c/total)² per gene; × target (²) afterwards
+        pos = 0
+        chunks = stream.chunks(chunk_size)
+        for chunk in tqdm(chunks, desc="preprocessing statistics", disable=not progress, unit="chunk"):
+            X = stream.read(chunk)
+            n = X.shape[0]
+            rows = np.repeat(np.arange(n), np.diff(X.indptr))
+            counted = kept[X.indices]
+            data = X.data.astype(np.float64)
+            t = np.bincount(rows[counted], weights=data[counted], minlength=n) if normalize else np.ones(n)
+            if normalize and (t <= 0).any():
+                raise ValueError(
+                    f"{stream.sources[chunk[0]].name}: {int((t <= 0).sum())} cell(s) in rows {chunk[1]}–{chunk[2] - 1} "
+                    "have no counts; filter them out first."
+                )
+            totals[pos : pos + n] = t
+            pos += n
+            u = data / t[rows]
+            s1 += np.bincount(X.indices, weights=u, minlength=g)
+            s2 += np.bincount(X.indices, weights=u * u, minlength=g)
+    check_min_cells(n_cells, 2, "Preprocessing statistics")
+    target = float(np.median(totals)) if normalize else 1.0
+    mean = s1 * target / n_cells
+    var = (s2 * target**2 / n_cells - mean**2) * n_cells / (n_cells - 1)
+    genes = var_names[kept]
+    stats = _seurat_hvg(mean[kept], var[kept], genes, n_top_genes)
+    return Preprocessing(
+        genes=list(genes[stats["highly_variable"].to_numpy()]),
+        normalize=normalize,
+        target_sum=target if normalize else None,
+        counted_genes=list(genes) if normalize and not kept.all() else None,
+        gene_stats=stats,
+    )
+
+
+def _seurat_hvg(mean: np.ndarray, var: np.ndarray, genes: pd.Index, n_top: int | None, n_bins: int = 20):
+    """scanpy's ``flavor="seurat"`` selection from per-gene mean and variance of the normalised counts."""
+    mean = mean.copy()
+    mean[mean == 0] = 1e-12
+    dispersion = var / mean
+    dispersion[dispersion == 0] = np.nan
+    df = pd.DataFrame({"means": np.log1p(mean), "dispersions": np.log(dispersion)}, index=genes)
+    df["mean_bin"] = pd.cut(df["means"], bins=n_bins)
+    stats = df.groupby("mean_bin", observed=True)["dispersions"].agg(avg="mean", dev="std")
+    single = stats["dev"].isnull()  # one gene in the bin: normalised dispersion 1, as scanpy
+    stats.loc[single, "dev"], stats.loc[single, "avg"] = stats.loc[single, "avg"], 0
+    stats = stats.loc[df["mean_bin"]].set_index(df.index)
+    df["dispersions_norm"] = (df["dispersions"] - stats["avg"]) / stats["dev"]
+    if n_top is None or n_top >= len(df):
+        df["highly_variable"] = True
+        return df
+    norm = df["dispersions_norm"].to_numpy()
+    cutoff = np.sort(norm[~np.isnan(norm)])[::-1][min(int(n_top), int((~np.isnan(norm)).sum())) - 1]
+    df["highly_variable"] = np.nan_to_num(norm, nan=-np.inf) >= cutoff
+    return df
+
+
+def _as_stream(files, layer):
+    """A context opening ``files``; an open :class:`H5adStream` is used as is and left open."""
+    return contextlib.nullcontext(files) if isinstance(files, H5adStream) else H5adStream(files, layer)
+
+
+# ---------------------------------------------------------------------------------------------------- batches
+class _SingleProcess:
+    """The process group of one process: no wrapping, sums are local."""
+
+    rank, world_size = 0, 1
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        return values
+
+
+def _epoch_chunks(chunks, counts, shuffle: bool, rng: np.random.Generator, rank: int, world: int):
+    """This rank's chunks for one epoch and the number of full-or-last batches every rank can take."""
+    order = rng.permutation(len(chunks)) if shuffle else np.arange(len(chunks))
+    return order[rank::world], [int(counts[order[r::world]].sum()) for r in range(world)]
+
+
+def _read_ahead(stream, transform, table, order, cells_in, prefetch: int):
+    """Yield ``(cells, CSR rows)`` of the non-empty chunks in ``order``, reading up to ``prefetch`` chunks ahead
+    in a background thread (h5py reads and NumPy normalisation overlap with training); 0 reads in line."""
+    order = [k for k in order if len(cells_in[k])]
+    if prefetch < 1:
+        yield from ((cells_in[k], stream.read_cells(table[k], cells_in[k], transform)) for k in order)
+        return
+    pool, pending = ThreadPoolExecutor(max_workers=1), deque()
+    try:
+        for i, k in enumerate(order):
+            pending.append(pool.submit(stream.read_cells, table[k], cells_in[k], transform))
+            if i >= prefetch:
+                yield cells_in[order[i - prefetch]], pending.popleft().result()
+        for i, future in enumerate(pending, start=len(order) - len(pending)):
+            yield cells_in[order[i]], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _batches(stream, transform, table, order, cells_in, batch_size, buffer_size, shuffle, generator, prefetch=2):
+    """Yield ``(global cell ids, CSR rows)`` batches from chunks ``table[order]``; ``cells_in[k]``: chunk k's cells."""
+    ids, blocks, held = [], [], 0
+    chunks = _read_ahead(stream, transform, table, order, cells_in, prefetch)
+    try:
+        for cells, block in chunks:
+            ids.append(cells)
+            blocks.append(block)
+            held += len(cells)
+            if held >= buffer_size:
+                ids, blocks, held = yield from _drain(ids, blocks, batch_size, shuffle, generator, final=False)
+        yield from _drain(ids, blocks, batch_size, shuffle, generator, final=True)
+    finally:
+        chunks.close()  # stops the reader thread when training stops early
+
+
+def _drain(ids, blocks, batch_size, shuffle, generator, final):
+    if not ids:
+        return [], [], 0
+    cells, X = np.concatenate(ids), sparse.vstack(blocks, format="csr")
+    if shuffle:  # sort by cell, then permute: one buffer holding every cell reproduces fit's randperm
+        by_cell = np.argsort(cells, kind="stable")
+        cells, X = cells[by_cell], X[by_cell]
+        order = torch.randperm(len(cells), generator=generator).numpy()
+    else:
+        order = np.arange(len(cells))
+    n_out = len(order) if final else len(order) - len(order) % batch_size
+    for start in range(0, n_out, batch_size):
+        pick = order[start : start + batch_size]
+        yield cells[pick], X[pick]
+    rest = order[n_out:]
+    return ([cells[rest]], [X[rest]], len(rest)) if len(rest) else ([], [], 0)
+
+
+def _dense(X: sparse.csr_matrix, device: torch.device) -> torch.Tensor:
+    """Densify a CSR batch on ``device``: ``(b, g)`` float32 (SciPy on the CPU, torch on an accelerator)."""
+    return torch.from_numpy(X.toarray()) if device.type == "cpu" else _dense_on(X, device)
+
+
+def _dense_on(X: sparse.csr_matrix, device: torch.device) -> torch.Tensor:
+    """Copy the CSR arrays to ``device`` and densify there (only the non-zeros cross the bus)."""
+    per_row = torch.from_numpy(np.diff(X.indptr).astype(np.int64)).to(device, non_blocking=True)
+    col = torch.from_numpy(X.indices.astype(np.int64)).to(device, non_blocking=True)
+    val = torch.from_numpy(X.data).to(device, non_blocking=True)
+    row = torch.repeat_interleave(torch.arange(X.shape[0], device=device), per_row, output_size=X.nnz)
+    out = torch.zeros(X.shape, dtype=val.dtype, device=device)
+    out[row, col] = val  # CSR entries are unique per (row, column)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- training
+def fit_stream(
+    files,
+    target_key: str,
+    *,
+    task: str = "classification",
+    layer: str | None = None,
+    preprocessing: Preprocessing | str = "normalize_log1p",
+    n_top_genes: int | None = None,
+    n_hidden: int = 128,
+    epochs: int = 100,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    loss: str = "huber",
+    val_fraction: float = 0.3,
+    train_idx: np.ndarray | None = None,
+    val_idx: np.ndarray | None = None,
+    seed: int = 42,
+    dropout: float = 0.0,
+    bias: bool = False,
+    shuffle: bool = True,
+    chunk_size: int = CHUNK_SIZE,
+    buffer_size: int = BUFFER_SIZE,
+    prefetch: int = 2,
+    device: str = "auto",
+    mixed_precision: bool = False,
+    progress: bool = True,
+    _group=None,
+) -> FitResult:
+    """Train a :class:`BilinearMLP` streaming cells from ``.h5ad`` files, as :func:`bilinear_core.fit` does in memory.
+
+    Parameters
+    ----------
+    files
+        A path, an AnnData (backed or not), or a list of them, read as one data set (same genes, same order).
+    target_key
+        ``obs`` column of class labels (classification), or ``obsm`` key / numeric ``obs`` column (regression).
+    preprocessing
+        ``"normalize_log1p"`` (default): a first streaming pass computes size factors and, with
+        ``n_top_genes``, the HVGs (see :func:`streaming_preprocessing`); ``"none"``: the stored values,
+        all genes; or a :class:`Preprocessing` computed before.
+    shuffle, chunk_size, buffer_size
+        Chunks of ``chunk_size`` rows in a seeded random order, batches drawn from a seeded permutation of a
+        buffer of at most ``buffer_size`` cells (plus one chunk). ``shuffle=False``: file order.
+    prefetch
+        Chunks read and normalised ahead in a background thread, overlapping with training (0: none).
+    device, mixed_precision
+        As in :func:`bilinear_core.fit`; batches are densified on the device.
+
+    Other parameters are those of :func:`bilinear_core.fit` (same defaults, same split for the same seed).
+    Validation runs after every epoch over the chunks that hold validation cells: with the default random
+    split that is every chunk, so for large data pass a contiguous ``val_idx`` (e.g. the last file's cells).
+    The result's ``settings["var_names"]`` are the model's input genes and ``settings["preprocessing"]``
+    the :class:`Preprocessing` as a dict.
+    """
+    group = _group or _SingleProcess()
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    if task == "regression" and loss not in REGRESSION_LOSSES:
+        raise ValueError(f"loss must be one of {sorted(REGRESSION_LOSSES)}, got {loss!r}.")
+    for name, value in {"epochs": epochs, "batch_size": batch_size, "chunk_size": chunk_size}.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    dev = resolve_device(device)
+    with _as_stream(files, layer) as stream:
+        n = stream.n_obs
+        check_min_cells(n, MIN_CELLS, "Training")
+        if isinstance(preprocessing, str):
+            if preprocessing not in ("normalize_log1p", "none"):
+                raise ValueError(
+                    f"preprocessing must be 'normalize_log1p', 'none' or a Preprocessing, got {preprocessing!r}."
+                )
+            if preprocessing == "none":
+                prep = Preprocessing(genes=list(stream.var_names), normalize=False)
+            else:
+                prep = streaming_preprocessing(
+                    stream, n_top_genes=n_top_genes, chunk_size=chunk_size, progress=progress and group.rank == 0
+                )
+        else:
+            prep = preprocessing
+        transform = prep.bind(stream.var_names)
+        labels = stream.obs_column(target_key) if task == "classification" else stream.targets(target_key)
+        targets, classes, names = _encode_targets(labels, task, n)
+        if (train_idx is None) != (val_idx is None):
+            raise ValueError("Pass both train_idx and val_idx, or neither.")
+        if train_idx is None:
+            stratify = targets.numpy() if task == "classification" else None
+            train_idx, val_idx = split_indices(n, val_fraction, seed, stratify)
+        train_idx, val_idx = np.sort(np.asarray(train_idx)), np.sort(np.asarray(val_idx))
+
+        set_seed(seed)
+        torch.set_flush_denormal(True)
+        model = BilinearMLP(transform.n_genes, n_hidden, len(names), dropout=dropout, bias=bias).to(dev)
+        # the same optimizer as bilinear_core.fit (tests/test_stream.py checks that both give the same weights)
+        optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=lr,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            foreach=True,
+        )
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()
+
+        chunks = stream.chunks(chunk_size)
+        starts = stream.offsets[chunks[:, 0]] + chunks[:, 1]
+        stops = stream.offsets[chunks[:, 0]] + chunks[:, 2]
+        train_in = [
+            train_idx[a:b] for a, b in zip(np.searchsorted(train_idx, starts), np.searchsorted(train_idx, stops))
+        ]
+        val_in = [val_idx[a:b] for a, b in zip(np.searchsorted(val_idx, starts), np.searchsorted(val_idx, stops))]
+        train_counts = np.array([len(c) for c in train_in])
+        if (train_counts > 0).sum() < group.world_size:
+            suggestion = max(1, len(train_idx) // (4 * group.world_size))
+            raise ValueError(
+                f"{int((train_counts > 0).sum())} chunk(s) of {chunk_size} rows hold training cells, fewer than the "
+                f"{group.world_size} processes: lower chunk_size (e.g. to {suggestion})."
+            )
+        net = group.wrap(model)
+        chunk_rng = np.random.default_rng(seed)
+        generator = torch.Generator().manual_seed(seed + group.rank)
+        metric = "accuracy" if task == "classification" else "mae"
+        rows, cells_seen, seconds = [], 0, 0.0
+        bar = tqdm(
+            total=epochs * len(train_idx), desc=f"bilinear {task} (streaming)", unit="cell", unit_scale=True,
+            disable=not progress or group.rank != 0,
+        )  # fmt: skip
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            net.train()
+            mine, per_rank = _epoch_chunks(chunks, train_counts, shuffle, chunk_rng, group.rank, group.world_size)
+            steps = min(-(-c // batch_size) for c in per_rank)  # every rank takes the same number of steps
+            loss_sum, metric_sum, seen = 0.0, 0.0, 0
+            batches = _batches(
+                stream, transform, chunks, mine, train_in, batch_size, buffer_size, shuffle, generator, prefetch
+            )
+            for _, (cells, X) in zip(range(steps), batches):
+                xb, yb = _dense(X, dev), targets[cells].to(dev)
+                with autocast(dev, mixed_precision):
+                    out = net(xb)
+                    batch_loss = criterion(out, yb)
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                optimizer.step()
+                loss_sum += batch_loss.item() * len(cells)
+                metric_sum += _metric_sum(out.detach(), yb, task)
+                seen += len(cells)
+                bar.update(len(cells) * group.world_size)
+            batches.close()
+            scheduler.step()
+            seconds += time.perf_counter() - start
+            cells_seen += seen
+            val = _evaluate(
+                model, stream, transform, chunks, val_in, targets, criterion, task, dev, mixed_precision, group
+            )
+            loss_sum, metric_sum, seen = group.all_sum([loss_sum, metric_sum, float(seen)])
+            rows.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": loss_sum / seen,
+                    "val_loss": val[0],
+                    f"train_{metric}": metric_sum / seen,
+                    f"val_{metric}": val[1],
+                }
+            )
+            bar.set_postfix(val_loss=f"{val[0]:.4g}", **{f"val_{metric}": f"{val[1]:.3f}"})
+        bar.close()
+    model.eval()
+    settings = dict(
+        task=task, n_hidden=n_hidden, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay, loss="cross_entropy" if task == "classification" else loss,
+        seed=seed, dropout=dropout, bias=bias, n_train=len(train_idx), n_val=len(val_idx), device=str(dev),
+        mixed_precision=mixed_precision, streaming=True, shuffle=shuffle, chunk_size=chunk_size,
+        buffer_size=buffer_size, prefetch=prefetch, world_size=group.world_size, files=[s.name for s in stream.sources],
+        var_names=list(prep.genes), preprocessing=prep.to_dict(),
+        train_cells_per_s=cells_seen * group.world_size / max(seconds, 1e-12),
+    )  # fmt: skip
+    return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings)
+
+
+def _evaluate(
+    model, stream, transform, table, val_in, targets, criterion, task, dev, mixed_precision, group, batch=2048
+):
+    """Validation loss and metric over this rank's share of the validation chunks, summed over ranks."""
+    model.eval()
+    loss_sum, metric_sum, seen = 0.0, 0.0, 0
+    with torch.no_grad(), autocast(dev, mixed_precision):
+        for k in range(group.rank, len(val_in), group.world_size):
+            cells = val_in[k]
+            if not len(cells):
+                continue
+            X = stream.read_cells(table[k], cells, transform)
+            for a in range(0, len(cells), batch):
+                out = model(_dense(X[a : a + batch], dev))
+                yb = targets[cells[a : a + batch]].to(dev)
+                loss_sum += criterion(out, yb).item() * len(yb)
+                metric_sum += _metric_sum(out, yb, task)
+                seen += len(yb)
+    loss_sum, metric_sum, seen = group.all_sum([loss_sum, metric_sum, float(seen)])
+    return (loss_sum / seen, metric_sum / seen) if seen else (np.nan, np.nan)
