@@ -1,6 +1,6 @@
 """Bilinear MLPs for single-cell analysis: models, training, exact interpretation, frequencies, enrichment."""
 
-from . import datasets, enrichment, frequencies, interpret, plotting, preprocess, report, train
+from . import datasets, enrichment, frequencies, interpret, perturbation, plotting, preprocess, report, simulate, train
 from .interpret import Modules, eigendecompose, module_scores, top_genes
 from .model import BilinearMLP
 from .train import FitResult, fit, train_classifier, train_regressor
@@ -16,9 +16,11 @@ __all__ = [
     "frequencies",
     "interpret",
     "module_scores",
+    "perturbation",
     "plotting",
     "preprocess",
     "report",
+    "simulate",
     "top_genes",
     "train",
     "train_classifier",
