@@ -176,3 +176,20 @@ def test_dose_profile_plot_and_count_histogram_and_caption_suffix():
     parts = report.module_report_parts(rep, caption_suffix=" (simulated data)")
     assert parts[0] == "**Top 1 genes of module 0 (simulated data)**"
     assert all("(simulated data)" in p for p in parts if isinstance(p, str) and p.startswith(("**", "*All")))
+
+
+def test_embed_passes_solver_transformer_and_epochs(monkeypatch, toy_adata):
+    import scanpy as sc
+
+    from bilinear_core import preprocess
+
+    calls = {}
+    monkeypatch.setattr(sc.pp, "pca", lambda adata, **kw: calls.setdefault("pca", kw))
+    monkeypatch.setattr(sc.pp, "neighbors", lambda adata, **kw: calls.setdefault("neighbors", kw))
+    monkeypatch.setattr(sc.tl, "umap", lambda adata, **kw: calls.setdefault("umap", kw))
+    preprocess.embed(toy_adata, n_pcs=5, n_neighbors=7, seed=3, svd_solver="randomized", transformer="sklearn",
+                     umap_epochs=20)  # fmt: skip
+    assert calls["pca"] == {"n_comps": 5, "random_state": 3, "svd_solver": "randomized"}
+    assert calls["neighbors"] == {"n_neighbors": 7, "random_state": 3, "transformer": "sklearn"}
+    assert calls["umap"] == {"random_state": 3, "maxiter": 20}
+    assert "7 neighbours, seed 3" in toy_adata.uns["umap_source"]
