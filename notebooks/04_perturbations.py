@@ -206,6 +206,15 @@ for d in DRUGS:
     glue(f"mae_{d}", float(report.loc[d, "mae"]), display=False)
     glue(f"mae_treated_{d}", float(report.loc[d, "MAE, treated cells"]), display=False)
     glue(f"r_{d}", float(report.loc[d, "pearson_r"]), display=False)
+    glue(f"r2_{d}", float(report.loc[d, "r2"]), display=False)
+final = history.iloc[-1]
+glue(
+    "gap",
+    "a clear train/validation gap: the model overfits, as the post also saw"
+    if final["val_mae"] > 1.5 * final["train_mae"]
+    else "a small train/validation gap",
+    display=False,
+)
 worst = report["MAE, treated cells"].idxmax()
 glue("worst_drug", worst, display=False)
 glue(
@@ -223,11 +232,14 @@ fig.suptitle(f"Validation cells: predicted against true log(1 + dose), coloured 
 
 # %% [markdown]
 # After 100 epochs the mean absolute error over the four outputs is {glue:text}`val_mae:.3f` on validation cells
-# ({glue:text}`train_mae:.3f` on training cells). Per drug, over all validation cells (most of which have target
+# ({glue:text}`train_mae:.3f` on training cells), {glue:text}`gap`. Per drug, over all validation cells (most of which have target
 # 0 for any one drug), the MAE is {glue:text}`mae_BMS:.3f` (BMS), {glue:text}`mae_Dex:.3f` (Dex),
 # {glue:text}`mae_Nutlin:.3f` (Nutlin) and {glue:text}`mae_SAHA:.3f` (SAHA); over the cells that received the
 # drug it is {glue:text}`mae_treated_BMS:.2f`, {glue:text}`mae_treated_Dex:.2f`,
-# {glue:text}`mae_treated_Nutlin:.2f` and {glue:text}`mae_treated_SAHA:.2f`. {glue:text}`dex_vs_post`
+# {glue:text}`mae_treated_Nutlin:.2f` and {glue:text}`mae_treated_SAHA:.2f`. {glue:text}`dex_vs_post` The
+# validation $R^2$ per drug is {glue:text}`r2_BMS:.2f` (BMS), {glue:text}`r2_Dex:.2f` (Dex), {glue:text}`r2_Nutlin:.2f`
+# (Nutlin) and {glue:text}`r2_SAHA:.2f` (SAHA): a negative value means the predictions of that drug's dose are
+# worse than predicting its mean for every cell.
 #
 # ## Model interpretation
 #
@@ -491,7 +503,8 @@ if SIM:
     display(
         Markdown(
             f"The module whose loadings single out the moderate-dose genes best is module {best_module} (AUROC "
-            f"{best_row['AUROC moderate-dose genes']:.2f}); its mean score peaks at SAHA dose "
+            f"{best_row['AUROC moderate-dose genes']:.2f}; for the monotone program's genes "
+            f"{best_row['AUROC monotone genes']:.2f}); its mean score peaks at SAHA dose "
             f"{best_row['peak dose (mean score)']:g} and correlates with the planted bell-shaped response at "
             f"r = {best_row['r with moderate-dose response']:.2f} across doses. "
             + (
