@@ -82,8 +82,7 @@ if SIM:
     planted = adata.uns["planted"]
     settings = planted["settings"]
     programs = planted["programs"]
-    glue(
-        "data_note",
+    data_note = (
         f"**How the simulation is built** (`bilinear_core.simulate`, seed {settings['seed']}). "
         f"{settings['n_cells']:,} cells are spread over the 192 wells in proportion to each well's viability (drawn "
         f"from the measured mean ± sd). {settings['n_genes']:,} genes carry real human symbols from the gene-set "
@@ -92,20 +91,15 @@ if SIM:
         f"{settings['library_median']:,.0f}, log-sd {settings['library_sdlog']}) so that about 40 % of the cells "
         f"reach 5,000 counts, as in the post. About {settings['ambient_counts']:,.0f} of each cell's counts come "
         "from the untreated pool (ambient RNA), which dilutes the drug signal in low-count cells. The planted "
-        "programs, their effect sizes and the reason for each were fixed before the chapter was first run:",
-        display=False,
+        "programs, their effect sizes and the reason for each were fixed before the chapter was first run:"
     )
 else:
-    glue(
-        "data_note",
+    data_note = (
         f"The file holds {dataset['n_cells_in_file']:,} cells and {dataset['n_genes_in_file']:,} genes; "
         f"{dataset['n_unassigned_dropped']:,} cells that scPerturb labels `control` (no well assignment: the design "
-        "gives every drug its own vehicle wells) are dropped, leaving the cells above.",
-        display=False,
+        "gives every drug its own vehicle wells) are dropped, leaving the cells above."
     )
-
-# %% [markdown]
-# {glue:text}`data_note`
+display(Markdown(data_note))  # Markdown, not glue: glued text is shown verbatim
 
 # %% tags=["remove-input"]
 if SIM:
