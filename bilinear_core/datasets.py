@@ -7,9 +7,11 @@ root (``make`` links ``../shared/data`` and ``../shared/genesets`` there when th
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import anndata as ad
+import pandas as pd
 from anndata import AnnData
 
 #: scVelo's full pancreas file (27,998 genes, X_umap), as written by ``scvelo.datasets.pancreas``.
@@ -20,6 +22,8 @@ PANCREAS_OFFLINE = "pancreas_3696cells_2000genes.h5ad"
 SCIPLEX2 = "srivatsan_2020_sciplex2.h5ad"
 #: PerturBench's development fixture: Norman et al. 2019 (K562 CRISPRa) and McFaline-Figueroa et al. 2023 cells.
 PERTURBENCH = "perturbench_devel.h5ad"
+#: The real sci-Plex2 design table, package data in ``bilinear_core/data``.
+SCIPLEX2_DESIGN = "sciplex2_design.csv"
 
 
 def data_dir() -> Path:
@@ -91,14 +95,47 @@ def pancreas(download: bool = True) -> AnnData:
     return adata
 
 
+def sciplex2_design() -> pd.DataFrame:
+    """The real sci-Plex2 design (no expression), shipped with the package: one row per drug × dose.
+
+    Columns: ``drug`` (BMS, Dex, Nutlin, SAHA), ``dose`` (the hash sample sheet's label; 0 = that
+    drug's vehicle), ``dose_uM_viability_assay`` (the concentration in the viability assay's table),
+    ``viability_mean`` and ``viability_sd`` (CellTiter-Glo over ``n_replicates`` wells, vehicle = 1)
+    and ``n_wells`` (hashed wells per condition). From ``cole-trapnell-lab/sci-plex``
+    ``small_screen/hashSampleSheet.txt`` and ``sciPlex2_CTG_results.csv`` (Srivatsan et al. 2020).
+    """
+    with (files("bilinear_core") / "data" / SCIPLEX2_DESIGN).open() as fh:
+        return pd.read_csv(fh)
+
+
+def _online(host: str = "zenodo.org", port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether ``host`` answers within ``timeout`` seconds (so a download is worth trying)."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def sciplex2(download: bool = True) -> AnnData:
-    """sci-Plex2 (Srivatsan et al. 2020; A549 cells, 4 drugs × doses), via ``pertpy`` when not local."""
+    """sci-Plex2 (Srivatsan et al. 2020; A549 cells, 4 drugs × 7 doses + vehicle), via ``pertpy`` when not local.
+
+    Reads ``srivatsan_2020_sciplex2.h5ad`` (scPerturb's file) from the data dir, or downloads it with
+    ``pertpy.data.srivatsan_2020_sciplex2()`` (``download=True`` and zenodo.org reachable), then adds
+    the chapter's columns with :func:`bilinear_core.perturbation.harmonize_sciplex2` (``drug``,
+    ``dose``, ``treatment``; cells without a well assignment dropped). ``uns["dataset"]`` says which
+    file was used.
+    """
+    from .perturbation import harmonize_sciplex2
+
     how = (
         f"download it with `pertpy.data.srivatsan_2020_sciplex2()` (needs internet) and save it as "
         f"{data_dir() / SCIPLEX2} (set $BILINEAR_DATA_DIR to use another folder)."
     )
     path = _find([SCIPLEX2])
-    if path is None and download:
+    if path is None and download and _online():
         import pertpy as pt
 
         try:
@@ -107,12 +144,23 @@ def sciplex2(download: bool = True) -> AnnData:
             raise FileNotFoundError(
                 f"No sci-Plex2 data in {data_dir()} and the download failed ({err}); {how}"
             ) from None
-        adata.uns["dataset"] = {"name": "sci-Plex2", "file": "pertpy download", "n_cells": int(adata.n_obs)}
-        return adata
-    if path is None:
-        raise FileNotFoundError(f"No sci-Plex2 data in {data_dir()}; {how}")
-    adata = _read(path, "sci-Plex2", how)
-    adata.uns["dataset"] = {"name": "sci-Plex2", "file": path.name, "path": str(path), "n_cells": int(adata.n_obs)}
+        source = {"file": "pertpy download", "path": None}
+    elif path is None:
+        raise FileNotFoundError(f"No sci-Plex2 data in {data_dir()} and no download possible; {how}")
+    else:
+        adata = _read(path, "sci-Plex2", how)
+        source = {"file": path.name, "path": str(path)}
+    adata = harmonize_sciplex2(adata)
+    adata.uns["dataset"] = {
+        "name": "sci-Plex2",
+        **source,
+        "simulated": False,
+        "kind": "scPerturb's sci-Plex2 file (real data)",
+        "n_cells": int(adata.n_obs),
+        "n_cells_in_file": adata.uns["harmonized"]["n_cells_in"],
+        "n_unassigned_dropped": adata.uns["harmonized"]["n_unassigned_dropped"],
+        "n_genes_in_file": int(adata.n_vars),
+    }
     return adata
 
 
@@ -154,6 +202,20 @@ def norman19() -> AnnData:
         "kind": "log-normalised (uns['log1p'] present; not normalised again)",
     }
     return adata
+
+
+def sciplex2_or_simulated(seed: int = 0, download: bool = True) -> AnnData:
+    """The real sci-Plex2 file when it can be had (see :func:`sciplex2`), else :func:`bilinear_core.simulate.sciplex2`.
+
+    ``uns["dataset"]["simulated"]`` says which; the simulation carries its planted truth in
+    ``uns["planted"]``.
+    """
+    try:
+        return sciplex2(download=download)
+    except FileNotFoundError:
+        from .simulate import sciplex2 as simulate_sciplex2
+
+        return simulate_sciplex2(seed=seed)
 
 
 def results_dir() -> Path:

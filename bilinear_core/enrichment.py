@@ -172,7 +172,10 @@ def enrich(
         universe = None if background is None else {str(g).upper() for g in background}
         frames = []
         for name, library in libraries.items():
-            result = gseapy.enrich(gene_list=query, gene_sets=library, background=universe, outdir=None, no_plot=True)
+            # Enrichr's default background is every gene of the library; gseapy builds that union quadratically
+            # when background=None (seconds for GO BP), so pass the same set, built once
+            genes = set().union(*library.values()) if universe is None else universe
+            result = gseapy.enrich(gene_list=query, gene_sets=library, background=genes, outdir=None, no_plot=True)
             if isinstance(result.results, pd.DataFrame) and len(result.results):
                 frames.append(result.results.assign(Gene_set=name))
     if not frames:

@@ -1,12 +1,91 @@
-"""Targets for the post's perturbation regression: dose-scaled one-hot vectors per drug."""
+"""The post's perturbation regression: drug names, dose-scaled targets, filters, baselines and recovery metrics.
+
+sci-Plex2 (Srivatsan et al. 2020) treats A549 cells with four compounds at seven doses plus a vehicle. The
+post calls them SAHA, Nutlin, BMS and Dex; :data:`DRUG_NAMES` maps other spellings (scPerturb's, the
+compounds' full names) to these, and :func:`harmonize_sciplex2` turns scPerturb's obs columns into the
+columns the chapter uses (``drug``, ``dose``, ``treatment``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from scipy import stats
 
 from ._validate import check_finite, get_obs_column
+
+#: The post's drug names, in output order.
+DRUGS = ("BMS", "Dex", "Nutlin", "SAHA")
+#: Every known spelling (matched case-insensitively) -> the post's name. scPerturb's sci-Plex2 file keeps the
+#: names of the experiment's hash sample sheet (``BMS``, ``Dex``, ``Nutlin``, ``SAHA``); the compounds are
+#: BMS-345541 (IKK inhibitor), dexamethasone, nutlin-3a and vorinostat (SAHA).
+DRUG_NAMES = {
+    "bms": "BMS",
+    "bms-345541": "BMS",
+    "bms345541": "BMS",
+    "dex": "Dex",
+    "dexamethasone": "Dex",
+    "nutlin": "Nutlin",
+    "nutlin-3": "Nutlin",
+    "nutlin-3a": "Nutlin",
+    "nutlin3a": "Nutlin",
+    "saha": "SAHA",
+    "vorinostat": "SAHA",
+}
+#: The treatment label of vehicle cells (dose 0 of any drug): their targets are all zero.
+VEHICLE = "vehicle"
+#: Labels scPerturb gives cells whose hash (well) could not be assigned (its sci-Plex2 script sets
+#: ``perturbation = "control"`` where the hash call is missing). The design gives every drug its own
+#: dose-0 vehicle wells, so these cells are of unknown treatment, not vehicle controls.
+UNASSIGNED_LABELS = ("control",)
+
+
+def drug_name(name) -> str:
+    """The post's name for one spelling of a drug (case-insensitive); raises for unknown names."""
+    key = str(name).strip().lower()
+    if key not in DRUG_NAMES:
+        raise ValueError(
+            f"Unknown drug {name!r}: sci-Plex2 has {list(DRUGS)}. Known spellings: {sorted(DRUG_NAMES)}; "
+            "add new ones to bilinear_core.perturbation.DRUG_NAMES."
+        )
+    return DRUG_NAMES[key]
+
+
+def harmonize_sciplex2(adata: AnnData, drug_key: str = "perturbation", dose_key: str = "dose_value") -> AnnData:
+    """Add the chapter's columns to scPerturb's sci-Plex2 obs; cells without a well assignment are dropped.
+
+    Reads ``drug_key`` (drug names, any spelling in :data:`DRUG_NAMES`, or a label of
+    :data:`UNASSIGNED_LABELS`) and ``dose_key`` (the hash sample sheet's dose labels, numbers or
+    strings such as ``"0.5"``) and writes ``obs["drug"]`` (the post's name, categorical in
+    :data:`DRUGS` order), ``obs["dose"]`` (float, 0 = vehicle) and ``obs["treatment"]`` (the drug,
+    or :data:`VEHICLE` at dose 0). Returns a copy without the unassigned cells; how many were dropped
+    is in ``uns["harmonized"]``. Unknown drug names, missing or negative doses raise.
+    """
+    labels = get_obs_column(adata, drug_key).astype("string")
+    raw_dose = get_obs_column(adata, dose_key)
+    unassigned = labels.isna().to_numpy() | labels.str.strip().str.lower().isin(UNASSIGNED_LABELS).to_numpy()
+    names = labels[~unassigned].astype(str)
+    unknown = sorted({n for n in names.unique() if n.strip().lower() not in DRUG_NAMES})
+    if unknown:
+        raise ValueError(
+            f"adata.obs[{drug_key!r}] holds unknown drug name(s) {unknown}: sci-Plex2 has {list(DRUGS)}. Known "
+            f"spellings: {sorted(DRUG_NAMES)}; add new ones to bilinear_core.perturbation.DRUG_NAMES."
+        )
+    dose = pd.to_numeric(raw_dose.astype("string").str.strip(), errors="coerce").to_numpy(dtype=np.float64)[~unassigned]
+    if np.isnan(dose).any():
+        bad = sorted(set(raw_dose[~unassigned][np.isnan(dose)].astype(str)))[:5]
+        n_bad = int(np.isnan(dose).sum())
+        raise ValueError(f"adata.obs[{dose_key!r}] has {n_bad} missing or non-numeric dose(s), e.g. {bad}.")
+    if (dose < 0).any():
+        raise ValueError(f"adata.obs[{dose_key!r}] has {int((dose < 0).sum())} negative dose(s).")
+    out = adata[~unassigned].copy()
+    drug = np.array([DRUG_NAMES[n.strip().lower()] for n in names])
+    out.obs["drug"] = pd.Categorical(drug, categories=list(DRUGS))
+    out.obs["dose"] = dose
+    out.obs["treatment"] = pd.Categorical(np.where(dose > 0, drug, VEHICLE), categories=[VEHICLE, *DRUGS])
+    out.uns["harmonized"] = {"n_cells_in": int(adata.n_obs), "n_unassigned_dropped": int(unassigned.sum())}
+    return out
 
 
 def dose_targets(
@@ -39,3 +118,150 @@ def filter_low_count_cells(adata: AnnData, min_counts: float = 5_000, layer: str
     counts = adata.X if layer is None else adata.layers[layer]
     totals = np.asarray(counts.sum(axis=1)).ravel()
     return adata[totals >= min_counts].copy()
+
+
+def wilcoxon_vs_reference(adata: AnnData, groupby: str, reference: str, layer: str | None = None) -> pd.DataFrame:
+    """Wilcoxon rank-sum z-score of every gene, each group against ``reference``: ``(genes, groups)``.
+
+    scanpy's ``rank_genes_groups(method="wilcoxon")`` on ``adata.X`` (or ``layer``), which should hold
+    log-normalised expression; positive z = higher in the group than in ``reference``. Columns are the
+    groups other than ``reference``; torch's thread count is restored afterwards.
+    """
+    import scanpy as sc
+    import torch
+
+    groups = pd.Categorical(get_obs_column(adata, groupby).astype(str))
+    if reference not in groups.categories:
+        raise ValueError(f"Reference {reference!r} is not in adata.obs[{groupby!r}] ({list(groups.categories)}).")
+    if len(groups.categories) < 2:
+        raise ValueError(f"adata.obs[{groupby!r}] needs a group besides the reference {reference!r}.")
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"Layer {layer!r} not found in adata.layers; available layers: {sorted(adata.layers)}.")
+    X = adata.X if layer is None else adata.layers[layer]
+    view = AnnData(
+        X=X,
+        obs=pd.DataFrame({"group": groups}, index=adata.obs_names),
+        var=pd.DataFrame(index=adata.var_names),
+        uns={"log1p": {"base": None}},
+    )
+    threads = torch.get_num_threads()
+    try:
+        sc.tl.rank_genes_groups(
+            view, "group", method="wilcoxon", reference=reference, n_genes=view.n_vars, use_raw=False
+        )
+    finally:  # scanpy's numba-parallel ranking resets torch's thread count; put it back
+        torch.set_num_threads(threads)
+    result = view.uns["rank_genes_groups"]
+    columns = {}
+    for group in result["names"].dtype.names:
+        columns[group] = pd.Series(np.asarray(result["scores"][group], dtype=np.float64), index=result["names"][group])
+    return pd.DataFrame(columns).reindex(adata.var_names)
+
+
+# ----------------------------------------------------------------------------------- planted-truth recovery
+
+
+def planted_auroc(loadings, var_names, planted) -> float:
+    """AUROC of telling ``planted`` genes from the others by ``|loading|`` (1: every planted gene ranks first).
+
+    ``loadings`` is one value per gene ``(g,)`` (a module, or a test statistic); genes of ``planted``
+    absent from ``var_names`` are ignored. Raises when none or all genes are planted.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    loadings = np.asarray(loadings, dtype=np.float64)
+    if loadings.shape != (len(var_names),):
+        raise ValueError(f"loadings must have one value per gene ({len(var_names)}), got shape {loadings.shape}.")
+    is_planted = np.isin(np.asarray(var_names, dtype=str), np.asarray(list(planted), dtype=str))
+    if is_planted.all() or not is_planted.any():
+        raise ValueError(f"{int(is_planted.sum())} of {len(var_names)} genes are planted; need some, but not all.")
+    return float(roc_auc_score(is_planted, np.abs(loadings)))
+
+
+def pole_precision(loadings, var_names, planted, direction: str, n: int = 50) -> float:
+    """Share of planted genes among the ``n`` strongest genes of the pole matching ``direction`` (``"up"``/``"down"``).
+
+    ``"up"`` takes the ``n`` largest loadings, ``"down"`` the ``n`` smallest: with modules oriented so that
+    the drug's cells score high, genes a drug raises load positive and genes it lowers load negative.
+    """
+    if direction not in ("up", "down"):
+        raise ValueError(f"direction must be 'up' or 'down', got {direction!r}.")
+    loadings = np.asarray(loadings, dtype=np.float64)
+    if not 1 <= n <= len(loadings):
+        raise ValueError(f"n must lie in [1, {len(loadings)}], got {n!r}.")
+    order = np.argsort(-loadings if direction == "up" else loadings, kind="stable")[:n]
+    return float(np.isin(np.asarray(var_names, dtype=str)[order], list(planted)).mean())
+
+
+def term_rank(enrichment: pd.DataFrame, library: str, term: str) -> float:
+    """1-based rank of ``term`` among ``library``'s terms of an enrichment table by p-value; NaN if it has no hit.
+
+    ``enrichment`` is a table of :func:`bilinear_core.enrichment.enrich` computed with ``cutoff=1, top=None``
+    (every term with at least one hit), for one gene list.
+    """
+    rows = enrichment.loc[enrichment["library"] == library].sort_values(["p_value", "term"], kind="stable")
+    hits = np.flatnonzero(rows["term"].to_numpy() == term)
+    return float(hits[0] + 1) if hits.size else np.nan
+
+
+def dose_spearman(scores, dose) -> float:
+    """Spearman correlation of cell scores ``(n,)`` with dose ``(n,)`` (NaN when either is constant)."""
+    scores, dose = np.asarray(scores, dtype=np.float64), np.asarray(dose, dtype=np.float64)
+    if scores.shape != dose.shape or scores.ndim != 1:
+        raise ValueError(f"scores and dose must be 1-d of equal length, got {scores.shape} and {dose.shape}.")
+    if np.ptp(scores) == 0 or np.ptp(dose) == 0:
+        return np.nan
+    return float(stats.spearmanr(scores, dose).statistic)
+
+
+def dose_profile(scores, dose) -> pd.DataFrame:
+    """Mean, standard deviation and count of each score column ``(n, k)`` per dose ``(n,)``: one row per dose."""
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = scores[:, None] if scores.ndim == 1 else scores
+    dose = np.asarray(dose, dtype=np.float64)
+    if dose.shape != (scores.shape[0],):
+        raise ValueError(f"dose must have one entry per cell ({scores.shape[0]}), got shape {dose.shape}.")
+    frame = pd.DataFrame(scores, columns=[f"module {m}" for m in range(scores.shape[1])]).assign(dose=dose)
+    grouped = frame.groupby("dose")
+    table = pd.concat({"mean": grouped.mean(), "sd": grouped.std(ddof=0)}, axis=1)
+    table[("n", "cells")] = grouped.size()
+    return table
+
+
+def program_recovery(
+    loadings,
+    var_names,
+    planted,
+    direction: str,
+    enrichment: pd.DataFrame,
+    library: str,
+    term: str,
+    scores,
+    dose,
+    n: int = 50,
+) -> dict:
+    """How well one gene ranking recovers one planted program: a dict of the chapter's recovery metrics.
+
+    ``loadings`` ``(g,)`` rank the genes ``var_names`` (a module oriented so the drug's cells score high,
+    or a signed test statistic); ``enrichment`` is the full enrichment table (``cutoff=1, top=None``) of
+    the gene list of the pole matching ``direction``; ``scores`` and ``dose`` ``(n,)`` are per-cell scores
+    and doses of the drug's cells. Keys: ``n_planted_in_genes``, ``auroc`` (:func:`planted_auroc`),
+    ``precision`` (:func:`pole_precision` at ``n``), ``term_rank`` (:func:`term_rank`) and ``spearman``
+    (:func:`dose_spearman`).
+    """
+    in_genes = np.isin(np.asarray(var_names, dtype=str), list(planted))
+    return {
+        "n_planted_in_genes": int(in_genes.sum()),
+        "auroc": planted_auroc(loadings, var_names, planted),
+        "precision": pole_precision(loadings, var_names, planted, direction, n),
+        "term_rank": term_rank(enrichment, library, term),
+        "spearman": dose_spearman(scores, dose),
+    }
+
+
+def profile_correlation(profile: pd.DataFrame, expected) -> pd.Series:
+    """Pearson r between each column of a per-dose profile ``(doses, k)`` and an expected response ``(doses,)``."""
+    expected = np.asarray(expected, dtype=np.float64)
+    if expected.shape != (len(profile),):
+        raise ValueError(f"expected must have one value per dose ({len(profile)}), got shape {expected.shape}.")
+    return profile.apply(lambda column: np.corrcoef(column.to_numpy(dtype=np.float64), expected)[0, 1])

@@ -188,3 +188,35 @@ def error_vs_spread(table: pd.DataFrame, error: str = "mae", spreads=("std", "iq
     ax.set(ylabel="value (target units)", title=title or f"Validation {error} against each target's spread")
     ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+def dose_profile(table: pd.DataFrame, title: str = "Module scores by dose (mean ± sd)"):
+    """Mean ± sd of module scores per dose, one line per module, from :func:`bilinear_core.perturbation.dose_profile`.
+
+    Doses are placed evenly (labels on the axis), since they span three orders of magnitude and include 0.
+    """
+    if "mean" not in table.columns.get_level_values(0) or "sd" not in table.columns.get_level_values(0):
+        raise KeyError("table needs 'mean' and 'sd' column groups; build it with perturbation.dose_profile.")
+    fig, ax = plt.subplots(figsize=(6, 3.4), constrained_layout=True)
+    x = np.arange(len(table))
+    for i, module in enumerate(table["mean"].columns):
+        offset = (i - (len(table["mean"].columns) - 1) / 2) * 0.08
+        ax.errorbar(x + offset, table["mean"][module], yerr=table["sd"][module], marker="o", capsize=3, label=module)
+    ax.set_xticks(x, [f"{d:g}" for d in table.index])
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set(xlabel="dose (0: every cell without this drug)", ylabel="module score", title=title)
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def count_histogram(totals, threshold: float, title: str = "Total counts per cell"):
+    """Histogram of per-cell total counts (log scale) with the filter threshold marked."""
+    totals = np.asarray(totals, dtype=np.float64)
+    if totals.ndim != 1 or not len(totals) or (totals <= 0).any():
+        raise ValueError("totals must be a non-empty 1-d array of positive counts.")
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), constrained_layout=True)
+    ax.hist(totals, bins=np.geomspace(totals.min(), totals.max(), 60), color="grey")
+    ax.axvline(threshold, color="tab:red", lw=1.2, label=f"{threshold:,.0f} counts")
+    ax.set(xscale="log", xlabel="total counts", ylabel="cells", title=title)
+    ax.legend(frameon=False)
+    return fig

@@ -77,14 +77,27 @@ def preprocess(
     return adata
 
 
-def embed(adata: AnnData, n_pcs: int = 50, n_neighbors: int = 30, seed: int = 0) -> AnnData:
-    """PCA → neighbours → UMAP with a fixed seed, unless ``adata.obsm["X_umap"]`` already exists."""
+def embed(
+    adata: AnnData,
+    n_pcs: int = 50,
+    n_neighbors: int = 30,
+    seed: int = 0,
+    svd_solver: str | None = None,
+    transformer: str | None = None,
+    umap_epochs: int | None = None,
+) -> AnnData:
+    """PCA → neighbours → UMAP with a fixed seed, unless ``adata.obsm["X_umap"]`` already exists.
+
+    ``svd_solver`` (PCA), ``transformer`` (kNN search, e.g. ``"sklearn"`` for exact neighbours) and
+    ``umap_epochs`` go to scanpy's ``pca``, ``neighbors`` and ``umap`` (``maxiter``); ``None`` keeps
+    scanpy's defaults.
+    """
     if "X_umap" in adata.obsm:
         adata.uns.setdefault("umap_source", "stored in the data file")
         return adata
-    sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_vars - 1, adata.n_obs - 1), random_state=seed)
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, random_state=seed)
-    sc.tl.umap(adata, random_state=seed)
+    sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_vars - 1, adata.n_obs - 1), random_state=seed, svd_solver=svd_solver)
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, random_state=seed, transformer=transformer)
+    sc.tl.umap(adata, random_state=seed, maxiter=umap_epochs)
     adata.uns["umap_source"] = f"computed here (PCA {n_pcs}, {n_neighbors} neighbours, seed {seed})"
     return adata
 

@@ -220,23 +220,26 @@ def enrichment_table(report: ModuleReport, sign: str, n: int = 15) -> pd.DataFra
     )
 
 
-def module_report_parts(report: ModuleReport, n_genes: int = 10, n_terms: int = 5, n_enriched: int = 15) -> list:
+def module_report_parts(
+    report: ModuleReport, n_genes: int = 10, n_terms: int = 5, n_enriched: int = 15, caption_suffix: str = ""
+) -> list:
     """The per-module material of a chapter section or :func:`dropdown`, in order (Markdown strings and tables).
 
     Top ``n_genes`` per sign side by side, key terms per sign, the enrichment table of each sign
-    (or a line saying none passed) and the full top-gene lists.
+    (or a line saying none passed) and the full top-gene lists. ``caption_suffix`` is appended to every
+    caption (e.g. ``" (simulated data)"``).
     """
     n_genes = min(n_genes, int((report.genes["sign"] == SIGNS[0]).sum()), int((report.genes["sign"] == SIGNS[1]).sum()))
-    parts = [f"**Top {n_genes} genes of module {report.module}**", report.top_table(n_genes)]
+    parts = [f"**Top {n_genes} genes of module {report.module}{caption_suffix}**", report.top_table(n_genes)]
     terms = [f"- {sign.capitalize()}: {'; '.join(report.key_terms(sign, n_terms)) or 'none'}" for sign in SIGNS]
-    parts += ["**Key terms** (adjusted p ≤ 0.05)", "\n".join(terms)]
+    parts += [f"**Key terms{caption_suffix}** (adjusted p ≤ 0.05)", "\n".join(terms)]
     for sign in SIGNS:
         table = enrichment_table(report, sign, n_enriched)
-        parts.append(f"**Enrichment of the {sign} pole** (top {n_enriched} by adjusted p)")
+        parts.append(f"**Enrichment of the {sign} pole{caption_suffix}** (top {n_enriched} by adjusted p)")
         parts.append(table if len(table) else "No term passes adjusted p ≤ 0.05.")
     for sign in SIGNS:
         genes = report.genes.loc[report.genes["sign"] == sign, "gene"].to_list()
-        parts.append(f"*All {len(genes)} {sign} genes*: {', '.join(genes)}")
+        parts.append(f"*All {len(genes)} {sign} genes{caption_suffix}*: {', '.join(genes)}")
     return parts
 
 

@@ -1,0 +1,195 @@
+"""sci-Plex2 loader and drug names (a fixture with scPerturb's columns), targets, baselines, recovery metrics."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+from scipy import sparse
+
+from bilinear_core import datasets, enrichment, perturbation, plotting, report
+
+SHARED_DESIGN = Path(__file__).resolve().parents[2] / "shared" / "data" / "sciplex2_design.csv"
+
+
+def scperturb_like(names=("SAHA", "Nutlin", "BMS", "Dex", "control"), doses=("100", "0.5", "0", "0.1", None)):
+    """Cells as scPerturb's sci-Plex2 file writes them: its obs columns and value spellings.
+
+    scPerturb splits the hash sample sheet's oligo name (e.g. ``SAHA_100_AE01``) into ``perturbation``,
+    ``dose_value`` (a string) and ``well``, labels cells without a hash call ``control`` (no dose, no well)
+    and renames ``n.umi`` to ``ncounts``.
+    """
+    n = len(names)
+    rng = np.random.default_rng(0)
+    counts = sparse.csr_matrix(rng.poisson(3.0, (n, 20)).astype(np.float32))
+    obs = pd.DataFrame(
+        {
+            "perturbation": list(names),
+            "dose_value": list(doses),
+            "well": [f"A{i:03d}" if d is not None else None for i, d in enumerate(doses)],
+            "ncounts": np.asarray(counts.sum(axis=1)).ravel(),
+            "cell_line": "A549",
+            "perturbation_type": "drug",
+            "organism": "human",
+        },
+        index=pd.Index([f"cell{i}" for i in range(n)], name="cell_barcode"),
+    )
+    var = pd.DataFrame(index=pd.Index([f"GENE{i}" for i in range(20)], name="gene_symbol"))
+    return AnnData(X=counts, obs=obs, var=var)
+
+
+def test_loader_reads_and_harmonizes_scperturb_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
+    scperturb_like().write_h5ad(tmp_path / datasets.SCIPLEX2)
+    adata = datasets.sciplex2(download=False)
+    assert adata.n_obs == 4 and adata.uns["dataset"]["n_unassigned_dropped"] == 1
+    assert adata.uns["dataset"]["simulated"] is False and adata.uns["dataset"]["n_cells_in_file"] == 5
+    assert list(adata.obs["drug"].astype(str)) == ["SAHA", "Nutlin", "BMS", "Dex"]
+    np.testing.assert_array_equal(adata.obs["dose"], [100.0, 0.5, 0.0, 0.1])
+    assert list(adata.obs["treatment"].astype(str)) == ["SAHA", "Nutlin", "vehicle", "Dex"]
+    assert list(adata.obs["drug"].cat.categories) == list(perturbation.DRUGS)
+    targets = perturbation.dose_targets(adata, ["Dex", "Nutlin", "SAHA"], drug_key="treatment", control="vehicle")
+    expected = np.zeros((4, 3))  # BMS appears only as vehicle here: its cell is the zero vector
+    expected[0, 2], expected[1, 1], expected[3, 0] = np.log1p(100), np.log1p(0.5), np.log1p(0.1)
+    np.testing.assert_allclose(targets.to_numpy(), expected)
+
+
+def test_drug_name_mapping():
+    spellings = {
+        "SAHA": "SAHA",
+        "vorinostat": "SAHA",
+        "Nutlin-3a": "Nutlin",
+        "dexamethasone": "Dex",
+        "BMS-345541": "BMS",
+    }
+    for spelling, name in spellings.items():
+        assert perturbation.drug_name(spelling) == name
+    assert set(perturbation.DRUG_NAMES.values()) == set(perturbation.DRUGS)
+    with pytest.raises(ValueError, match=r"Unknown drug 'Aspirin'.*DRUG_NAMES"):
+        perturbation.drug_name("Aspirin")
+
+
+def test_harmonize_maps_spellings_and_refuses_bad_input():
+    out = perturbation.harmonize_sciplex2(scperturb_like(("Vorinostat", "nutlin-3a"), ("1", 0.5)))
+    assert list(out.obs["drug"].astype(str)) == ["SAHA", "Nutlin"]
+    with pytest.raises(ValueError, match=r"unknown drug name\(s\) \['Aspirin'\]"):
+        perturbation.harmonize_sciplex2(scperturb_like(("SAHA", "Aspirin"), ("1", "1")))
+    with pytest.raises(ValueError, match="missing or non-numeric"):
+        perturbation.harmonize_sciplex2(scperturb_like(("SAHA", "Dex"), ("1", "high")))
+    with pytest.raises(ValueError, match="negative dose"):
+        perturbation.harmonize_sciplex2(scperturb_like(("SAHA",), ("-1",)))
+    with pytest.raises(KeyError, match="dose_value"):
+        perturbation.harmonize_sciplex2(scperturb_like().copy(), dose_key="dose_value ")
+
+
+def test_fallback_to_simulation(tmp_path, monkeypatch):
+    from bilinear_core import simulate
+
+    monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(simulate, "sciplex2", lambda seed: f"simulated with seed {seed}")
+    assert datasets.sciplex2_or_simulated(seed=3, download=False) == "simulated with seed 3"
+
+
+def test_design_is_package_data():
+    design = datasets.sciplex2_design()
+    assert design.shape == (32, 7) and (design["n_wells"] == 6).all()
+    assert design.groupby("drug")["dose"].apply(list).to_dict() == {
+        d: [0.0, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0] for d in perturbation.DRUGS
+    }
+    assert (design.loc[design["dose"] == 0, "viability_mean"] == 1.0).all()
+    if SHARED_DESIGN.is_file():
+        pd.testing.assert_frame_equal(design, pd.read_csv(SHARED_DESIGN))
+
+
+def test_wilcoxon_vs_reference_sign():
+    rng = np.random.default_rng(0)
+    X = rng.normal(1.0, 0.3, (60, 5)).clip(0)
+    X[:30, 0] += 2.0  # gene 0 up in group A
+    X[:30, 1] = 0.0  # gene 1 down in group A
+    obs = pd.DataFrame({"g": ["A"] * 30 + ["ref"] * 30}, index=[f"c{i}" for i in range(60)])
+    adata = AnnData(X=X.astype(np.float32), obs=obs)
+    z = perturbation.wilcoxon_vs_reference(adata, "g", "ref")
+    assert list(z.columns) == ["A"] and list(z.index) == list(adata.var_names)
+    assert z.loc["0", "A"] > 4 and z.loc["1", "A"] < -4 and abs(z.loc["2", "A"]) < 3
+    with pytest.raises(ValueError, match="Reference 'vehicle' is not"):
+        perturbation.wilcoxon_vs_reference(adata, "g", "vehicle")
+
+
+def test_recovery_metrics_exact():
+    genes = ["a", "b", "c", "d", "e"]
+    loadings = np.array([0.9, -0.8, 0.1, 0.05, -0.2])
+    assert perturbation.planted_auroc(loadings, genes, {"a", "b"}) == 1.0
+    assert perturbation.planted_auroc(loadings, genes, {"c", "d"}) == 0.0
+    assert perturbation.pole_precision(loadings, genes, {"a", "c"}, "up", n=2) == 1.0
+    assert perturbation.pole_precision(loadings, genes, {"a", "c"}, "down", n=2) == 0.0
+    with pytest.raises(ValueError, match="need some, but not all"):
+        perturbation.planted_auroc(loadings, genes, {"z"})
+    with pytest.raises(ValueError, match="direction"):
+        perturbation.pole_precision(loadings, genes, {"a"}, "sideways")
+    table = pd.DataFrame({"library": ["L", "L", "M"], "term": ["x", "y", "z"], "p_value": [0.2, 0.01, 0.001]})
+    assert perturbation.term_rank(table, "L", "x") == 2 and perturbation.term_rank(table, "L", "y") == 1
+    assert np.isnan(perturbation.term_rank(table, "L", "z"))
+    assert perturbation.dose_spearman([1, 2, 3], [0, 1, 10]) == pytest.approx(1.0)
+    assert np.isnan(perturbation.dose_spearman([1, 1, 1], [0, 1, 10]))
+    profile = perturbation.dose_profile(np.array([[1.0, 0.0], [3.0, 0.0], [5.0, 2.0]]), [0, 0, 1])
+    assert profile.loc[0.0, ("mean", "module 0")] == 2.0 and profile.loc[0.0, ("sd", "module 0")] == 1.0
+    assert profile.loc[1.0, ("n", "cells")] == 1
+    r = perturbation.profile_correlation(profile["mean"], [0.0, 1.0])
+    assert r["module 0"] == pytest.approx(1.0)
+    row = perturbation.program_recovery(loadings, genes, {"a", "c"}, "up", table, "L", "y", [1, 2, 3], [0, 1, 5], n=2)
+    assert row == pytest.approx(
+        {"n_planted_in_genes": 2, "auroc": 2 / 3, "precision": 1.0, "term_rank": 1.0, "spearman": 1.0}
+    )
+
+
+def test_enrichment_background_is_each_librarys_genes():
+    """The explicit per-library background gives Enrichr's default: the hypergeometric test over the library's genes."""
+    from scipy.stats import hypergeom
+
+    library = {"T1": ["A", "B", "C", "D"], "T2": ["C", "E", "F"], "T3": ["G", "H", "I", "J", "K", "L"]}
+    table = enrichment.enrich(["A", "B", "C"], {"lib": library}, cutoff=1.0, top=None).set_index("term")
+    universe = 12  # A..L
+    assert table.loc["T1", "p_value"] == pytest.approx(hypergeom.sf(3 - 1, universe, 4, 3))
+    assert table.loc["T2", "p_value"] == pytest.approx(hypergeom.sf(1 - 1, universe, 3, 3))
+
+
+def test_dose_profile_plot_and_count_histogram_and_caption_suffix():
+    profile = perturbation.dose_profile(np.arange(12.0).reshape(6, 2), [0, 0, 1, 1, 5, 5])
+    assert plotting.dose_profile(profile, title="t (simulated data)").axes[0].get_title() == "t (simulated data)"
+    with pytest.raises(KeyError, match="mean"):
+        plotting.dose_profile(pd.DataFrame({"x": [1]}))
+    assert plotting.count_histogram([100, 6000, 20000], 5000).axes[0].get_xscale() == "log"
+    with pytest.raises(ValueError, match="positive counts"):
+        plotting.count_histogram([0, 10], 5)
+    genes = pd.DataFrame(
+        {
+            "output": "o",
+            "module": 0,
+            "sign": ["positive", "negative"],
+            "rank": 0,
+            "gene": ["A", "B"],
+            "loading": [1, -1],
+        }
+    )
+    rep = report.ModuleReport("o", 0, 1.0, genes, pd.DataFrame(columns=["sign", *enrichment.COLUMNS]))
+    parts = report.module_report_parts(rep, caption_suffix=" (simulated data)")
+    assert parts[0] == "**Top 1 genes of module 0 (simulated data)**"
+    assert all("(simulated data)" in p for p in parts if isinstance(p, str) and p.startswith(("**", "*All")))
+
+
+def test_embed_passes_solver_transformer_and_epochs(monkeypatch, toy_adata):
+    import scanpy as sc
+
+    from bilinear_core import preprocess
+
+    calls = {}
+    monkeypatch.setattr(sc.pp, "pca", lambda adata, **kw: calls.setdefault("pca", kw))
+    monkeypatch.setattr(sc.pp, "neighbors", lambda adata, **kw: calls.setdefault("neighbors", kw))
+    monkeypatch.setattr(sc.tl, "umap", lambda adata, **kw: calls.setdefault("umap", kw))
+    preprocess.embed(toy_adata, n_pcs=5, n_neighbors=7, seed=3, svd_solver="randomized", transformer="sklearn",
+                     umap_epochs=20)  # fmt: skip
+    assert calls["pca"] == {"n_comps": 5, "random_state": 3, "svd_solver": "randomized"}
+    assert calls["neighbors"] == {"n_neighbors": 7, "random_state": 3, "transformer": "sklearn"}
+    assert calls["umap"] == {"random_state": 3, "maxiter": 20}
+    assert "7 neighbours, seed 3" in toy_adata.uns["umap_source"]
