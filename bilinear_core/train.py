@@ -124,7 +124,7 @@ def fit(
     progress: bool = True,
     model_factory=None,
 ) -> FitResult:
-    """Train a :class:`BilinearMLP` with Adam and cosine annealing.
+    """Train a :class:`~bilinear_core.model.BilinearMLP` with Adam and cosine annealing.
 
     Parameters
     ----------
@@ -145,7 +145,7 @@ def fit(
     model_factory
         Train another architecture with the same loop: a callable ``(n_in, n_hidden, n_out) -> nn.Module``
         (e.g. :class:`bilinear_core.validation.ReluMLP`), called after seeding; ``dropout`` and ``bias``
-        are then ignored. ``None`` (default) trains a :class:`BilinearMLP`.
+        are then ignored. ``None`` (default) trains a :class:`~bilinear_core.model.BilinearMLP`.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")

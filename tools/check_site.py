@@ -25,6 +25,7 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -138,6 +139,7 @@ class SiteChecker:
     def __init__(self, html_root: Path):
         self.html_root = Path(html_root).resolve()
         self._soups: dict[Path, BeautifulSoup] = {}
+        self.counts = Counter()  # what was checked, for the summary line
 
     def soup(self, path: Path) -> BeautifulSoup:
         path = path.resolve()
@@ -147,6 +149,7 @@ class SiteChecker:
 
     def check_page(self, page: Path) -> list[str]:
         soup = self.soup(page)
+        self.counts["pages"] += 1
         problems = []
         problems += self.errors(soup)
         problems += self.glue(soup)
@@ -188,6 +191,7 @@ class SiteChecker:
         remote = [src for src in scripts if src not in local]
         problems += [f"MathJax loaded from another host: {src}" for src in remote]
         has_math = bool(body.find(class_="math"))
+        self.counts["math elements"] += len(body.find_all(class_="math"))
         for text, skipped, literal in _text_nodes(body, process, ignore):
             for match in TEX_DELIMITERS.finditer(text):
                 if literal:
@@ -202,6 +206,7 @@ class SiteChecker:
     def images(self, page: Path, soup: BeautifulSoup) -> list[str]:
         problems = []
         for img in soup.find_all("img"):
+            self.counts["images"] += 1
             src = img.get("src", "")
             if src.startswith("data:"):
                 if not src.partition(",")[2].strip():
@@ -219,6 +224,7 @@ class SiteChecker:
     def dropdowns(self, soup: BeautifulSoup) -> list[str]:
         problems = []
         for details in soup.find_all("details"):
+            self.counts["dropdowns"] += 1
             summary = details.find("summary")
             if not _has_content(details, summary):
                 title = " ".join(summary.get_text(" ").split()) if summary else ""
@@ -243,6 +249,7 @@ class SiteChecker:
                 target, fragment = _local_target(page, self.html_root, url)
                 if target is None:
                     continue
+                self.counts["local links"] += 1
                 if not target.exists():
                     problems.append(f"broken link: {url}")
                 elif target.is_dir():
@@ -254,8 +261,11 @@ class SiteChecker:
         return problems
 
 
-def check_site(html_root: Path, toc_path: Path) -> dict[str, list[str]]:
-    """Problems per page (relative path) of every ``_toc.yml`` document; empty when the site is fine."""
+def check_site(html_root: Path, toc_path: Path, counts: Counter | None = None) -> dict[str, list[str]]:
+    """Problems per page (relative path) of every ``_toc.yml`` document; empty when the site is fine.
+
+    ``counts``, if given, is updated with how many pages, images, dropdowns, links and math elements were checked.
+    """
     html_root = Path(html_root)
     checker = SiteChecker(html_root)
     toc = yaml.safe_load(Path(toc_path).read_text())
@@ -268,6 +278,8 @@ def check_site(html_root: Path, toc_path: Path) -> dict[str, list[str]]:
         problems = checker.check_page(page)
         if problems:
             report[f"{name}.html"] = problems
+    if counts is not None:
+        counts.update(checker.counts)
     return report
 
 
@@ -280,9 +292,12 @@ def main(argv=None) -> int:
         print(f"check-site: no built site at {args.html}; run `make book` first.", file=sys.stderr)
         return 2
     n_pages = len(toc_files(yaml.safe_load(args.toc.read_text())))
-    report = check_site(args.html, args.toc)
+    counts = Counter()
+    report = check_site(args.html, args.toc, counts)
+    checked = ", ".join(f"{n} {what}" for what, n in counts.items())
+    print(f"check-site: {args.html} against {args.toc} ({n_pages} pages); checked {checked}.")
     if not report:
-        print(f"check-site: {n_pages} pages of {args.toc} checked in {args.html}, no problems.")
+        print("check-site: no problems.")
         return 0
     n_problems = sum(len(p) for p in report.values())
     print(f"check-site: {n_problems} problem(s) on {len(report)} of {n_pages} pages:", file=sys.stderr)
