@@ -14,6 +14,9 @@ import inspect
 import pkgutil
 
 from docutils.parsers.rst import Directive
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
 
 
 def public_modules(package_name: str) -> list[str]:
@@ -85,7 +88,10 @@ class PackageApi(Directive):
         package_name = self.arguments[0]
         lines = top_level_rst(package_name)
         for module_name in public_modules(package_name):
-            lines += module_rst(module_name)
+            try:
+                lines += module_rst(module_name)
+            except Exception as err:  # a module that cannot be imported is a warning (an error under -W)
+                logger.warning(f"package-api: cannot document {module_name}: {err!r}", location=self.state.document)
         source = self.state_machine.input_lines.source(self.lineno - self.state_machine.input_offset - 1)
         self.state_machine.insert_input(lines, source)
         return []
