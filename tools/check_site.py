@@ -198,7 +198,7 @@ class SiteChecker:
                     continue
                 has_math = True
                 if skipped:
-                    problems.append(f"raw TeX outside MathJax-processed elements: {_snippet(text, match)!r}")
+                    problems.append(f"raw TeX outside MathJax-processed elements: '{_snippet(text, match)}'")
         if has_math and not local:
             problems.append("page has math but does not load MathJax from the site")
         return problems
