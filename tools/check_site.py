@@ -40,7 +40,7 @@ MATHJAX_DEFAULT_IGNORE = "mathjax_ignore"
 TEX_DELIMITERS = re.compile(r"\\\(|\\\[|\$\$")
 LITERAL_TAGS = {"pre", "code", "script", "style", "textarea", "kbd", "samp"}
 ERROR_CLASSES = {"traceback", "stderr", "system-message", "problematic"}
-EXTERNAL_SCHEMES = {"http", "https", "mailto", "ftp", "tel", "javascript"}
+EXTERNAL_SCHEMES = {"http", "https", "mailto", "ftp", "tel", "javascript", "data"}  # not files of the site
 
 
 def toc_files(toc: dict) -> list[str]:
