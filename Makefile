@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # threads that sleep instead of spinning while waiting: avoids multi-fold slow-downs when the 2 cores are shared
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install data book test lint bench chapter clean
+.PHONY: install data book book-clean check-site test lint bench chapter clean
 
 install: $(STAMP)
 
@@ -25,8 +25,27 @@ data:
 	@for f in $(SHARED)/genesets/*.gmt; do [ -e "$$f" ] && ln -sf "$$(realpath "$$f")" data/genesets/ || true; done
 	@ls data data/genesets
 
+# Sphinx warnings fail the build (-W), unresolved cross-references are warnings (-n); --keep-going lists them all.
+# --all re-renders every page (so every warning is reported each time); execution is cached separately.
+JB_BUILD := $(BIN)/jupyter-book build . --all -W -n --keep-going
+CACHE := _build/.jupyter_cache
+
+# Chapters re-execute only when their code changed (jupyter-cache); a change to bilinear_core or
+# requirements.txt empties the cache, since every chapter's outputs depend on them.
 book: install data
-	$(BIN)/jupyter-book build . --all
+	@key=$$(cat bilinear_core/*.py requirements.txt | sha256sum | cut -c1-64); \
+	if [ -d $(CACHE) ] && [ "$$(cat $(CACHE)/inputs.sha256 2>/dev/null)" != "$$key" ]; then \
+		echo "bilinear_core or requirements.txt changed: every chapter re-executes"; rm -rf $(CACHE); fi; \
+	mkdir -p $(CACHE) && echo "$$key" > $(CACHE)/inputs.sha256
+	$(JB_BUILD)
+
+# Everything from scratch: no cached execution, no stale results (what CI runs).
+book-clean: clean
+	$(MAKE) book
+
+# The built site as a reader meets it (see tools/check_site.py); run after `make book`.
+check-site: install
+	$(BIN)/python tools/check_site.py --html _build/html --toc _toc.yml
 
 test: install data
 	$(BIN)/ruff check .

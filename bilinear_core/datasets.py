@@ -16,7 +16,7 @@ from anndata import AnnData
 
 #: scVelo's full pancreas file (27,998 genes, X_umap), as written by ``scvelo.datasets.pancreas``.
 PANCREAS_FULL = "endocrinogenesis_day15.h5ad"
-#: The offline copy: all 3,696 cells, 2,000 genes, per-cell totals over all genes in obs.
+#: The offline copy (all 3,696 cells, 2,000 genes, per-cell totals over all genes in obs).
 PANCREAS_OFFLINE = "pancreas_3696cells_2000genes.h5ad"
 #: pertpy's sci-Plex2 file name.
 SCIPLEX2 = "srivatsan_2020_sciplex2.h5ad"

@@ -143,7 +143,7 @@ def enrich(
         Gene symbols (any case; matched upper-cased).
     libraries
         Library names (see :func:`available_libraries`) or ``{name: {term: genes}}`` dicts; default
-        :data:`DEFAULT_LIBRARIES`, or the post's :data:`POST_LIBRARIES` with ``online=True``.
+        ``DEFAULT_LIBRARIES``, or the post's :data:`POST_LIBRARIES` with ``online=True``.
     background
         Universe of genes; ``None`` uses every gene of each library (Enrichr's default).
     cutoff, top

@@ -91,7 +91,7 @@ def module_overview(
     """One output at a glance: its eigen-spectrum plus one panel per scored module, two panels a row.
 
     ``scores`` are the cells' scores ``(n, k)`` on modules ``0 … k-1`` (see
-    :func:`bilinear_core.module_scores`). Without ``target`` each module panel holds per-label
+    :func:`~bilinear_core.interpret.module_scores`). Without ``target`` each module panel holds per-label
     histograms, each normalised to unit area so small classes stay visible, with ``highlight``
     (default: the output's name when it is a label) filled and drawn last, and its one-vs-rest
     AUROC in the title. With a continuous ``target`` ``(n,)`` each panel plots score against target,

@@ -127,7 +127,7 @@ def fit(
     device: str = "auto",
     mixed_precision: bool = False,
 ) -> FitResult:
-    """Train a :class:`BilinearMLP` with Adam and cosine annealing.
+    """Train a :class:`~bilinear_core.model.BilinearMLP` with Adam and cosine annealing.
 
     Parameters
     ----------
@@ -148,7 +148,7 @@ def fit(
     model_factory
         Train another architecture with the same loop: a callable ``(n_in, n_hidden, n_out) -> nn.Module``
         (e.g. :class:`bilinear_core.validation.ReluMLP`), called after seeding; ``dropout`` and ``bias``
-        are then ignored. ``None`` (default) trains a :class:`BilinearMLP`.
+        are then ignored. ``None`` (default) trains a :class:`~bilinear_core.model.BilinearMLP`.
     device, mixed_precision
         Where to train: ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``; the
         returned model stays there. ``mixed_precision=True`` runs forward passes under bf16 autocast.

@@ -353,7 +353,7 @@ def module_stability(runs: Sequence[Modules], module: int = 0, n_genes: int | No
     values count from the end (``-1``: the most negative eigenvalue). Returns one row per output with
     ``module`` (non-negative index), ``n_runs``, ``mean_abs_cos``,
     ``min_abs_cos``, ``mean_jaccard`` (means/minimum over pairs), and the module's eigenvalue
-    across runs: ``eigenvalue_mean``, ``eigenvalue_std``, ``eigenvalue_cv`` (std / |mean|),
+    across runs: ``eigenvalue_mean``, ``eigenvalue_std``, ``eigenvalue_cv`` (``std / |mean|``),
     ``eigenvalue_min``, ``eigenvalue_max``. Identical runs give 1, 1, 1 and zero spread.
     """
     runs = list(runs)
