@@ -319,11 +319,10 @@ pd.concat([r.enrichment.assign(output=name) for name, r in reports.items()]).to_
 )
 
 # %% [markdown]
-# The gene lists and enrichment follow the cell-typing chapter: the top 1 % of genes per sign with a floor of 50
-# ({glue:text}`gene_rule`), tested for over-representation (hypergeometric test, as Enrichr) against
-# {glue:text}`libraries_sentence` (Which file stands for which library: the table in {doc}`02_cell_typing`.)
-# Terms with Benjamini–Hochberg adjusted $p \le 0.05$ are kept and the 15 smallest shown. Treat the terms as
-# hypotheses.
+# The gene lists and enrichment follow the cell-typing chapter: the top 1 % of genes per sign with a floor of 50,
+# tested for over-representation (hypergeometric test, as Enrichr) against {glue:text}`libraries_sentence`
+# (Which file stands for which library: the table in {doc}`02_cell_typing`.) {glue:text}`gene_rule` Terms with
+# Benjamini–Hochberg adjusted $p \le 0.05$ are kept and the 15 smallest shown. Treat the terms as hypotheses.
 #
 # ### Frequency 0
 
