@@ -216,6 +216,9 @@ n_top = n_top_genes(adata.n_vars)
 glue("n_top", n_top, display=False)
 glue("gene_rule", bc.report.gene_list_rule(adata.n_vars), display=False)
 glue("libraries_sentence", bc.report.libraries_sentence(), display=False)
+reactome = bc.enrichment.load_library(bc.enrichment.POST_STAND_INS["Reactome_2022"])
+glue("n_reactome_sets", len(reactome), display=False)
+glue("n_tuba1a_sets", sum("TUBA1A" in genes for genes in reactome.values()), display=False)
 modules.spectrum().to_csv(RESULTS / "cell_typing_spectrum.csv", index=False)
 pd.concat([r.genes for r in reports.values()]).to_csv(RESULTS / "cell_typing_module0_genes.csv", index=False)
 pd.concat([r.enrichment.assign(output=c) for c, r in reports.items()]).to_csv(
@@ -240,7 +243,9 @@ pd.concat([r.enrichment.assign(output=c) for c, r in reports.items()]).to_csv(
 # call). Terms with Benjamini–Hochberg adjusted $p \le 0.05$ (per library) are kept and the 15 smallest adjusted
 # $p$ shown, as in the post. As in Enrichr, the background is all genes of each library, although the model only
 # saw {glue:text}`n_genes:,d` genes, so terms typical of endocrine pancreas genes in general can appear; treat
-# the terms as hypotheses.
+# the terms as hypotheses. Reactome's sets also overlap heavily ({glue:text}`n_tuba1a_sets:d` of its
+# {glue:text}`n_reactome_sets:,d` sets contain the tubulin *Tuba1a*, for instance), so a few genes shared by many
+# sets can fill several rows of a table at once: read such a run of related terms as one finding.
 
 # %%
 bc.report.library_table()
