@@ -603,7 +603,7 @@ plt.show()
 # epochs each, as the post; its validation error is still falling until late in training, see the curve in the
 # dropdown of section 1, so no shortcut is taken), that is {glue:text}`n_freq_pairs:d` pair(s) of runs per
 # comparison and frequency. Fewer runs than for the cell types keep the book's build time down; the finding
-# below, agreement across seeds barely above chance for every frequency, does not depend on the number of runs
+# below, agreement across seeds at the level of chance for every frequency, does not depend on the number of runs
 # (more runs only add pairs to the same average).
 
 # %%
