@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from .enrichment import enrich_modules
-from .interpret import Modules, top_genes
+from .enrichment import PACKAGED_LIBRARIES, POST_STAND_INS, enrich_modules, load_library
+from .interpret import Modules, n_top_genes, top_genes
 
 SIGNS = ("positive", "negative")
 
@@ -142,8 +143,6 @@ def module_interpretation(
     score separates ``target`` cells (default: the output's name) from the rest when ``auroc`` is
     given, then :meth:`ModuleReport.summary`'s bullets.
     """
-    import numpy as np
-
     values = modules.values(report.output)
     this = values[report.module]
     sign, opposite = ("positive", "negative") if this >= 0 else ("negative", "positive")
@@ -254,8 +253,6 @@ def regression_interpretation(
     Below ``|r| = 0.2`` no pole is tied to an end of the target; 0.4 and 0.7 separate "weakly",
     "moderately" and "strongly".
     """
-    import numpy as np
-
     if not np.isfinite(r) or abs(r) > 1:
         raise ValueError(f"r must be a correlation in [-1, 1], got {r!r}.")
     name = target or report.output
@@ -273,3 +270,95 @@ def regression_interpretation(
         )
     head, _, bullets = module_interpretation(report, modules, n_genes=n_genes, n_terms=n_terms).partition("\n\n")
     return f"{head}{sentence}\n\n{bullets}"
+
+
+def data_note(adata, post_n_genes: int = 10_000) -> str:
+    """A sentence on the data a chapter uses, from ``adata.uns`` as :func:`bilinear_core.preprocess.pancreas` writes it.
+
+    Names the file and its kind, the cells, the genes the model sees and, for the offline copy (a
+    ``size_factor_key`` is recorded), how its gene universe differs from the post's ``post_n_genes`` HVGs.
+    """
+    for key in ("dataset", "preprocessing"):
+        if key not in adata.uns:
+            raise KeyError(f"adata.uns has no {key!r} entry; load the data with bilinear_core.preprocess.pancreas.")
+    dataset, prep = adata.uns["dataset"], adata.uns["preprocessing"]
+    kept_all = prep["n_genes"] == prep["n_genes_in"] - prep["n_ribosomal_dropped"]
+    genes = (
+        f"{prep['n_genes_in']:,} genes, of which {prep['n_ribosomal_dropped']:,} ribosomal genes are dropped and "
+        + ("all others kept" if kept_all else f"the {prep['n_genes']:,} most variable of the rest kept")
+    )
+    text = f"We use **{dataset['file']}**, the {dataset['kind']}: {adata.n_obs:,} cells and {genes}, so the model "
+    text += f"sees **{adata.n_vars:,} genes**."
+    if dataset.get("size_factor_key") is not None:
+        text += (
+            f" The post used the full scVelo file and {post_n_genes:,} highly variable genes; this offline copy holds "
+            f"only the genes chosen by the SuperCell authors, so every gene list is drawn from a "
+            f"{post_n_genes / adata.n_vars:.0f}-fold smaller gene universe than the post's (with the full file "
+            f"present, the same code keeps {post_n_genes:,})."
+        )
+    return text
+
+
+def gene_list_rule(n_genes: int, fraction: float = 0.01, min_genes: int = 50) -> str:
+    """A sentence on how many genes each pole's list holds under the top-``fraction`` rule with a floor."""
+    n = n_top_genes(n_genes, fraction, min_genes)
+    share = int(np.ceil(fraction * n_genes))
+    if n > share:
+        return (
+            f"With {n_genes:,} genes, {fraction:.0%} would be only {share} genes, too few for enrichment, so the floor "
+            f"of {min_genes} applies: each pole here has {n} genes."
+        )
+    return f"With {n_genes:,} genes each pole has {n} genes ({fraction:.0%})."
+
+
+def _is_mouse_library(name: str) -> bool:
+    return "mouse" in name.lower()
+
+
+def library_table(stand_ins: dict[str, str] | None = None, sizes: bool = True) -> pd.DataFrame:
+    """Which local library stands for each of the post's Enrichr libraries, and how mouse genes meet it.
+
+    One row per post library (default :data:`bilinear_core.enrichment.POST_STAND_INS`): the file used here,
+    whether it is the post's library itself or a stand-in, where it comes from, its number of gene sets
+    (``sizes=True`` reads the libraries) and how mouse gene symbols are matched to it (upper-cased on both
+    sides: exact for Enrichr's mouse libraries, written in upper case; an approximation of 1:1 orthologs for
+    human-symbol libraries).
+    """
+    stand_ins = POST_STAND_INS if stand_ins is None else stand_ins
+    rows = []
+    for post, local in stand_ins.items():
+        packages = PACKAGED_LIBRARIES.get(local)
+        row = {
+            "post's library": post,
+            "used here": local,
+            "match": "exact" if post == local else "stand-in",
+            "source": f"Enrichr's file, PyPI package {packages[0]}" if packages else f"{local}.gmt in data/genesets",
+        }
+        if sizes:
+            row["gene sets"] = len(load_library(local))
+        row["mouse genes matched"] = (
+            "by symbol (library in mouse symbols, upper case)"
+            if _is_mouse_library(local)
+            else "by upper-cased symbol to human symbols (1:1-ortholog approximation)"
+        )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("post's library")
+
+
+def libraries_sentence(stand_ins: dict[str, str] | None = None) -> str:
+    """A sentence naming the libraries used: the post's own ones and the stand-ins, with their originals."""
+    stand_ins = POST_STAND_INS if stand_ins is None else stand_ins
+    exact = [post for post, local in stand_ins.items() if post == local]
+    other = [f"{local} for {post}" for post, local in stand_ins.items() if post != local]
+    text = f"the post's {len(stand_ins)} Enrichr libraries, {len(exact)} of them exactly ({', '.join(exact)})"
+    if other:
+        text += f" and {len(other)} through the closest library available offline ({'; '.join(other)})"
+    mouse = [local for local in stand_ins.values() if _is_mouse_library(local)]
+    human = [local for local in stand_ins.values() if not _is_mouse_library(local)]
+    text += "."
+    if mouse and human:
+        text += (
+            f" {' and '.join(mouse)} are in mouse symbols; the other {len(human)} use human symbols, matched by "
+            "upper-cased symbol, the usual first approximation of one-to-one orthology."
+        )
+    return text

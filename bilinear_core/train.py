@@ -185,13 +185,14 @@ def fit(
         raise TypeError(f"model_factory must be a callable (n_in, n_hidden, n_out) -> Module, got {model_factory!r}.")
     else:
         model = model_factory(g, n_hidden, len(names))
-    # foreach: the multi-tensor Adam, bit-identical to the default single-tensor one on CPU and a little faster
+    # fused: PyTorch's fused CPU Adam kernel, ~1.6x faster training than the multi-tensor (foreach) one here; its
+    # rounding differs slightly from the other implementations, but reruns with the same seed are bit-identical
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=lr,
         weight_decay=weight_decay,
         decoupled_weight_decay=decoupled_weight_decay,
-        foreach=True,
+        fused=True,
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()

@@ -26,7 +26,7 @@
 #
 # `bilinear_core.BilinearMLP` implements exactly this (`head(left(x) * right(x))`, no biases by default).
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import numpy as np
@@ -36,6 +36,9 @@ from myst_nb import glue
 import bilinear_core as bc
 from bilinear_core.interpret import interaction_matrices
 
+torch.set_num_threads(1)  # timings below are single-threaded, comparable across machines and with a busy CPU
+
+# %%
 torch.manual_seed(0)
 g, h, t = 50, 8, 3
 model = bc.BilinearMLP(g, h, t).double()
@@ -43,6 +46,8 @@ X = torch.randn(200, g, dtype=torch.float64)
 W, V, P = (m.weight.detach() for m in (model.left, model.right, model.head))
 with torch.no_grad():
     y = model(X)
+
+# %% tags=["remove-input"]
 glue("g", g, display=False)
 glue("h", h, display=False)
 glue("t", t, display=False)
@@ -72,10 +77,12 @@ err_quadratic = (torch.einsum("ni,aij,nj->na", X, Q_raw, X) - y).abs().max().ite
 PW, PV = P @ W, P @ V  # the literal fold: rows w_a, v_a
 y_literal = (X @ PW.T) * (X @ PV.T)
 err_literal = ((y_literal - y).abs().max() / y.abs().max()).item()
-glue("err_quadratic", err_quadratic, display=False)
-glue("err_literal", err_literal, display=False)
 print(f"max |xᵀ Q_a x − y_a|            = {err_quadratic:.2e}")
 print(f"literal fold, max relative error = {err_literal:.2f}")
+
+# %% tags=["remove-input"]
+glue("err_quadratic", err_quadratic, display=False)
+glue("err_literal", err_literal, display=False)
 
 # %% [markdown]
 # The quadratic form reproduces the model to {glue:text}`err_quadratic:.1e` (floating-point round-off), while
@@ -93,10 +100,17 @@ print(f"literal fold, max relative error = {err_literal:.2f}")
 
 # %%
 antisym = 0.5 * (Q_raw - Q_raw.transpose(1, 2))
-Q = interaction_matrices(model)
-glue("antisym_share", (antisym.norm() / Q_raw.norm()).item(), display=False)
-glue("antisym_contrib", torch.einsum("ni,aij,nj->na", X, antisym, X).abs().max().item(), display=False)
-glue("err_sym", (torch.einsum("ni,aij,nj->na", X, Q, X) - y).abs().max().item(), display=False)
+Q = interaction_matrices(model)  # the symmetric part, one (g, g) matrix per output
+antisym_share = (antisym.norm() / Q_raw.norm()).item()
+antisym_contrib = torch.einsum("ni,aij,nj->na", X, antisym, X).abs().max().item()
+err_sym = (torch.einsum("ni,aij,nj->na", X, Q, X) - y).abs().max().item()
+print(f"antisymmetric share of ‖Q‖ = {antisym_share:.0%}, its largest contribution = {antisym_contrib:.1e}")
+print(f"max |xᵀ sym(Q_a) x − y_a|   = {err_sym:.1e}")
+
+# %% tags=["remove-input"]
+glue("antisym_share", antisym_share, display=False)
+glue("antisym_contrib", antisym_contrib, display=False)
+glue("err_sym", err_sym, display=False)
 
 # %% [markdown]
 # The antisymmetric part is far from zero (it carries {glue:text}`antisym_share:.0%` of the Frobenius norm of the
@@ -122,7 +136,11 @@ glue("err_sym", (torch.einsum("ni,aij,nj->na", X, Q, X) - y).abs().max().item(),
 modules = bc.eigendecompose(model)
 scores = np.stack([bc.module_scores(X.numpy(), modules, a, n_modules=modules.eigenvalues.shape[1]) for a in range(t)])
 recon = np.einsum("ank,ak->na", scores.astype(np.float64) ** 2, modules.eigenvalues)
-glue("err_expansion", float(np.abs(recon - y.numpy()).max() / np.abs(y.numpy()).max()), display=False)
+err_expansion = float(np.abs(recon - y.numpy()).max() / np.abs(y.numpy()).max())
+print(f"max relative |Σ_k λ_k (u_kᵀx)² − y_a| = {err_expansion:.1e}")
+
+# %% tags=["remove-input"]
+glue("err_expansion", err_expansion, display=False)
 
 # %% [markdown]
 # Summing $\lambda_k (\mathbf{u}_k^\top \mathbf{x})^2$ over modules reproduces the outputs to a relative
@@ -151,6 +169,9 @@ scale = np.abs(full).max(axis=1, keepdims=True)
 rel_diff = np.abs(modules.eigenvalues - dense.eigenvalues) / scale
 misalign = 1 - np.abs(np.einsum("agk,agk->ak", modules.eigenvectors, dense.eigenvectors))
 rank = int(np.linalg.matrix_rank(Q[0].numpy()))
+print(f"rank of Q_0: {rank} (2h = {2 * h}); eigenvalues differ by {rel_diff.max():.1e} relative to the largest")
+
+# %% tags=["remove-input"]
 glue("rank_q", rank, display=False)
 glue("two_h", 2 * h, display=False)
 glue("eig_rel_diff", float(rel_diff.max()), display=False)
@@ -176,11 +197,13 @@ low_seconds = time.perf_counter() - start
 start = time.perf_counter()
 dense_values = torch.linalg.eigvalsh(interaction_matrices(big, outputs=[0]))[0].flip(0).numpy()
 dense_seconds = time.perf_counter() - start
-nonzero = np.sort(dense_values[np.argsort(-np.abs(dense_values))[:256]])[::-1]
+print(f"low-rank, all 8 outputs: {low_seconds:.3f} s; dense, one output: {dense_seconds:.3f} s")
+
+# %% tags=["remove-input"]
+nonzero = np.sort(dense_values[np.argsort(-np.abs(dense_values))[:256]])[::-1]  # the 2h non-zero eigenvalues
 glue("low_seconds", low_seconds, display=False)
 glue("dense_seconds", dense_seconds, display=False)
 glue("big_rel_diff", float(np.abs(low_big.values(0) - nonzero).max() / np.abs(nonzero).max()), display=False)
-print(f"low-rank, all 8 outputs: {low_seconds:.3f} s; dense, one output: {dense_seconds:.3f} s")
 
 # %% [markdown]
 # All eight outputs take {glue:text}`low_seconds:.2f` s with the low-rank path, against

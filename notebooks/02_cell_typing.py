@@ -24,8 +24,7 @@
 # (`Rpl*`/`Rps*`), normalise the total counts of the `spliced` layer and apply `log1p`, then keep
 # $\min(10{,}000, n_\text{genes})$ highly variable genes.
 
-# %%
-import numpy as np
+# %% tags=["hide-input"]
 import pandas as pd
 import scanpy as sc
 import torch
@@ -48,36 +47,22 @@ pd.set_option("display.max_colwidth", 80)
 # can slow training down several-fold. Results are identical on every rerun with this setting.
 torch.set_num_threads(1)
 RESULTS = bc.datasets.results_dir()
-LABEL = "clusters"
 
+# %% [markdown]
+# Loading, preprocessing and a seeded UMAP are one call; the cell-type labels are the `clusters` column.
+
+# %%
+LABEL = "clusters"
 adata = bc.preprocess.pancreas(n_top_genes=10_000)
-dataset, prep = adata.uns["dataset"], adata.uns["preprocessing"]
 labels = adata.obs[LABEL].astype(str).to_numpy()
-glue("data_file", dataset["file"], display=False)
-glue("data_kind", dataset["kind"], display=False)
-glue("n_cells", adata.n_obs, display=False)
-glue("n_genes_file", dataset["n_genes_in_file"], display=False)
-glue("n_ribo", prep["n_ribosomal_dropped"], display=False)
+adata.obs[LABEL].value_counts(sort=False).rename("cells").to_frame().T
+
+# %% tags=["remove-input"]
+display(Markdown(bc.report.data_note(adata)))
+offline = adata.uns["dataset"]["size_factor_key"] is not None  # the offline copy carries its full-gene size factors
 glue("n_genes", adata.n_vars, display=False)
 glue("n_types", adata.obs[LABEL].nunique(), display=False)
 glue("umap_source", adata.uns["umap_source"], display=False)
-glue(
-    "hvg_note",
-    "all genes left after the ribosomal filter are kept, since there are fewer than 10,000"
-    if prep["n_genes"] == prep["n_genes_in"] - prep["n_ribosomal_dropped"]
-    else f"the {prep['n_genes']:,} most variable of them are kept",
-    display=False,
-)
-offline = dataset["size_factor_key"] is not None  # the offline copy carries its full-gene size factors
-glue(
-    "data_note",
-    "The post used the full scVelo file and 10,000 HVGs; this offline copy holds only 2,000 genes chosen by the "
-    "SuperCell authors, so every gene list below is drawn from a five-fold smaller gene universe than the post's "
-    "(with the full file present, the same code keeps 10,000 HVGs)."
-    if offline
-    else "This is the full file the post used, with the post's HVG selection.",
-    display=False,
-)
 glue(
     "gene_reason",
     f"the inputs differ (the {adata.n_vars:,} genes of the offline copy instead of 10,000 HVGs of the full file, "
@@ -86,14 +71,10 @@ glue(
     else "the HVG selection and its scanpy version may differ slightly",
     display=False,
 )
-adata.obs[LABEL].value_counts(sort=False).rename("cells").to_frame().T
 
 # %% [markdown]
-# We used **{glue:text}`data_file`**, the {glue:text}`data_kind`: {glue:text}`n_cells:,d` cells and
-# {glue:text}`n_genes_file:,d` genes, of which {glue:text}`n_ribo:d` ribosomal genes are dropped and
-# {glue:text}`hvg_note`, so the model sees **{glue:text}`n_genes:,d` genes**. {glue:text}`data_note` The UMAP
-# coordinates are {glue:text}`umap_source`; the post used scVelo's precomputed ones, so when they are computed
-# here the layout (not the neighbourhoods) differs from the post's figure.
+# The UMAP coordinates are {glue:text}`umap_source`; the post used scVelo's precomputed ones, so when they are
+# computed here the layout (not the neighbourhoods) differs from the post's figure.
 
 # %%
 fig = sc.pl.umap(adata, color=LABEL, title="Pancreas cell types (UMAP)", frameon=False, return_fig=True, show=False)
@@ -123,14 +104,15 @@ result = bc.train_classifier(
     adata, LABEL, n_hidden=128, lr=1e-4, weight_decay=0.35, epochs=100, batch_size=64, val_fraction=0.3, seed=42,
     progress=False,
 )  # fmt: skip
-history = result.history
-final = history.iloc[-1]
+fig = bc.plotting.training_curves(result.history)
+
+# %% tags=["remove-input"]
+result.history.to_csv(RESULTS / "cell_typing_history.csv", index=False)
+final = result.history.iloc[-1]
 glue("val_acc", float(final["val_accuracy"]), display=False)
 glue("train_acc", float(final["train_accuracy"]), display=False)
 glue("n_train", result.settings["n_train"], display=False)
 glue("n_val", result.settings["n_val"], display=False)
-history.to_csv(RESULTS / "cell_typing_history.csv", index=False)
-fig = bc.plotting.training_curves(history)
 
 # %% [markdown]
 # After 100 epochs the validation accuracy is **{glue:text}`val_acc:.1%`** on {glue:text}`n_val:,d` held-out
@@ -146,6 +128,8 @@ decoupled = bc.train_classifier(
     adata, LABEL, n_hidden=128, lr=1e-4, weight_decay=0.35, decoupled_weight_decay=True,
     epochs=100, batch_size=64, val_fraction=0.3, seed=42, progress=False,
 )  # fmt: skip
+
+# %% tags=["hide-input"]
 decay_table = pd.DataFrame(
     {
         "train accuracy": [r.history["train_accuracy"].iloc[-1] for r in (result, decoupled)],
@@ -168,6 +152,9 @@ decay_table.round(3)
 
 # %%
 per_class, confusion = bc.train.classification_report(result, adata.X, labels)
+fig = bc.plotting.per_class_bars(per_class)
+
+# %% tags=["remove-input"]
 per_class.to_csv(RESULTS / "cell_typing_per_class.csv")
 confusion.to_csv(RESULTS / "cell_typing_confusion.csv")
 worst = per_class["recall"].idxmin()
@@ -181,7 +168,6 @@ glue("worst_class", worst, display=False)
 glue("worst_recall", float(per_class.loc[worst, "recall"]), display=False)
 glue("worst_confused", worst_confused, display=False)
 glue("worst_confused_frac", float(confusion.loc[worst, worst_confused]), display=False)
-fig = bc.plotting.per_class_bars(per_class)
 
 # %%
 fig = bc.plotting.confusion_heatmap(confusion)
@@ -222,19 +208,18 @@ classes = result.classes
 scores = {c: bc.module_scores(X, modules, c, n_modules=3) for c in classes}
 auroc = {c: module_auroc(scores[c], labels == c) for c in classes}
 energy = spectrum_energy(modules, ks=(1, 3))
+# top 1 % genes of module 0 per sign (at least 50) and their enrichment, for every class
+reports = {c: bc.report.module_report(modules, c, module=0) for c in classes}
+
+# %% tags=["remove-input"]
 n_top = n_top_genes(adata.n_vars)
 glue("n_top", n_top, display=False)
-glue(
-    "gene_rule",
-    f"With {adata.n_vars:,} genes 1 % would be only {int(np.ceil(0.01 * adata.n_vars))} genes, too few for "
-    f"enrichment, so the floor applies: each pole here has {n_top} genes."
-    if n_top > np.ceil(0.01 * adata.n_vars)
-    else f"With {adata.n_vars:,} genes each pole has {n_top} genes.",
-    display=False,
-)
+glue("gene_rule", bc.report.gene_list_rule(adata.n_vars), display=False)
+glue("libraries_sentence", bc.report.libraries_sentence(), display=False)
+reactome = bc.enrichment.load_library(bc.enrichment.POST_STAND_INS["Reactome_2022"])
+glue("n_reactome_sets", len(reactome), display=False)
+glue("n_tuba1a_sets", sum("TUBA1A" in genes for genes in reactome.values()), display=False)
 modules.spectrum().to_csv(RESULTS / "cell_typing_spectrum.csv", index=False)
-
-reports = {c: bc.report.module_report(modules, c, module=0) for c in classes}
 pd.concat([r.genes for r in reports.values()]).to_csv(RESULTS / "cell_typing_module0_genes.csv", index=False)
 pd.concat([r.enrichment.assign(output=c) for c, r in reports.items()]).to_csv(
     RESULTS / "cell_typing_module0_enrichment.csv", index=False
@@ -252,15 +237,20 @@ pd.concat([r.enrichment.assign(output=c) for c, r in reports.items()]).to_csv(
 # floor of 50 genes for smaller gene sets. {glue:text}`gene_rule`
 #
 # **Enrichment.** Each list is tested by a hypergeometric test (gseapy's `enrich`, the same test as Enrichr)
-# against local copies of gene-set libraries, because the machines that build this book cannot reach Enrichr:
-# GO Biological Process 2023 (the post's library, Enrichr's file), MSigDB Hallmark 2020 (one of the post's
-# libraries), KEGG 2021 and WikiPathways 2023 (the *human* versions, not the post's mouse KEGG 2019 and
-# WikiPathways 2019), and GO Molecular Function / Cellular Component 2022 (one release older than the post's
-# 2023). Reactome is not available offline. The libraries use human symbols: mouse genes are matched by their
-# upper-cased symbol, a first approximation of one-to-one orthology. Terms with Benjamini–Hochberg adjusted
-# $p \le 0.05$ are kept and the 15 smallest adjusted $p$ shown, as in the post. As in Enrichr, the background
-# is all genes of each library, although the model only saw {glue:text}`n_genes:,d` genes, so terms typical of
-# endocrine pancreas genes in general can appear; treat the terms as hypotheses.
+# against local copies of gene-set libraries, because the machines that build this book cannot reach Enrichr.
+# We use {glue:text}`libraries_sentence` The table below says which file stands for which of the post's
+# libraries (`bilinear_core.enrichment.POST_STAND_INS`; `MOUSE_LIBRARIES` is the default of every enrichment
+# call). Terms with Benjamini–Hochberg adjusted $p \le 0.05$ (per library) are kept and the 15 smallest adjusted
+# $p$ shown, as in the post. As in Enrichr, the background is all genes of each library, although the model only
+# saw {glue:text}`n_genes:,d` genes, so terms typical of endocrine pancreas genes in general can appear; treat
+# the terms as hypotheses. Reactome's sets also overlap heavily ({glue:text}`n_tuba1a_sets:d` of its
+# {glue:text}`n_reactome_sets:,d` sets contain the tubulin *Tuba1a*, for instance), so a few genes shared by many
+# sets can fill several rows of a table at once: read such a run of related terms as one finding.
+
+# %%
+bc.report.library_table()
+
+# %% [markdown]
 #
 # ### Beta
 #
@@ -271,6 +261,9 @@ pd.concat([r.enrichment.assign(output=c) for c, r in reports.items()]).to_csv(
 
 # %%
 BETA = "Beta"
+fig = bc.plotting.module_overview(modules, BETA, scores[BETA], labels, palette=palette)
+
+# %% tags=["remove-input"]
 beta_values = modules.values(BETA)
 glue("beta_auroc0", float(auroc[BETA][0]), display=False)
 glue("beta_auroc1", float(auroc[BETA][1]), display=False)
@@ -283,7 +276,6 @@ glue("beta_ratio_min", float(-beta_values[-1] / beta_values[0]), display=False)
 glue("beta_energy1", float(energy.loc[BETA, "top_1"]), display=False)
 glue("beta_energy_pair", float((beta_values[0] ** 2 + beta_values[-1] ** 2) / (beta_values**2).sum()), display=False)
 glue("beta_auroc_min", float(module_auroc(X @ modules.vectors(BETA)[:, -1], labels == BETA)[0]), display=False)
-fig = bc.plotting.module_overview(modules, BETA, scores[BETA], labels, palette=palette)
 
 # %% [markdown]
 # Left: the 20 largest-magnitude eigenvalues of $\mathbf{Q}_\text{Beta}$ (red positive, blue negative). The
@@ -311,7 +303,7 @@ fig = bc.plotting.module_overview(modules, BETA, scores[BETA], labels, palette=p
 #
 # Generated from the results below (top genes and most significant terms per pole):
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(module_interpretation(reports[BETA], modules, auroc=auroc[BETA][0])))
 
 # %% [markdown]
@@ -324,15 +316,13 @@ reports[BETA].top_table(10)
 # #### Enriched terms of the positive pole (beta side)
 
 # %%
-table = enrichment_table(reports[BETA], "positive")
-table if len(table) else Markdown("No term passes adjusted p ≤ 0.05.")
+enrichment_table(reports[BETA], "positive")
 
 # %% [markdown]
 # #### Enriched terms of the negative pole
 
 # %%
-table = enrichment_table(reports[BETA], "negative")
-table if len(table) else Markdown("No term passes adjusted p ≤ 0.05.")
+enrichment_table(reports[BETA], "negative")
 
 # %% [markdown]
 # #### The post's beta markers in module 0
@@ -340,10 +330,12 @@ table if len(table) else Markdown("No term passes adjusted p ≤ 0.05.")
 # %%
 POST_BETA_MARKERS = ["Ins1", "Ins2", "Pdx1", "Nkx6-1"]  # named in the post's Beta section
 beta_markers = gene_ranks(modules, BETA, POST_BETA_MARKERS)
+beta_markers.assign(position=beta_markers["rank"] + 1).drop(columns="rank")  # position 1 = strongest loading
+
+# %% tags=["remove-input"]
 glue("beta_markers", describe_gene_ranks(beta_markers, n_top), display=False)
 glue("beta_markers_in_top", int(beta_markers["in_top"].sum()), display=False)
 glue("beta_markers_present", int(beta_markers["symbol"].notna().sum()), display=False)
-beta_markers.assign(position=beta_markers["rank"] + 1).drop(columns="rank")  # position 1 = strongest loading
 
 # %% [markdown]
 # The post describes beta cells by *Ins1*, *Ins2*, *Pdx1* and *Nkx6-1* and concludes that the model represents
@@ -359,7 +351,7 @@ beta_markers.assign(position=beta_markers["rank"] + 1).drop(columns="rank")  # p
 # Ngn3 high EP, Alpha) we also locate the post's top-10 genes (both poles, since the post's signs are arbitrary)
 # in our module 0.
 
-# %%
+# %% tags=["hide-input"]
 DESCRIPTIONS = {
     "Ductal": "Ductal cells line the pancreatic ductal tree. During endocrinogenesis they provide a tubular "
     "scaffold and act as a progenitor and signalling niche for emerging endocrine cells.",
@@ -398,6 +390,8 @@ for c in classes:
         listed = describe_gene_ranks(ranks, n_top, detail_outside=False)
         parts.append(f"**The post's top-10 genes (both poles) in our module 0**: {listed}")
     display(Markdown(dropdown(c, *parts)))
+
+# %% tags=["remove-input"]
 for c, k in post_overlap.items():
     glue(f"post_overlap_{c.replace(' ', '_')}", k, display=False)
 glue("post_absent", sum(post_absent.values()), display=False)
@@ -413,7 +407,7 @@ glue("post_listed", sum(len(POST_TOP10[c].split()) for c in post_absent), displa
 #
 # ## Summary over all cell types
 
-# %%
+# %% tags=["hide-input"]
 metrics = pd.DataFrame(
     {
         "validation cells": per_class["n_cells"],
@@ -426,6 +420,9 @@ metrics = pd.DataFrame(
 )
 summary = summary_table(reports, metrics, n_genes=5, n_terms=1)
 summary["eigenvalue"] = summary["eigenvalue"].round(4)
+summary
+
+# %% tags=["remove-input"]
 summary.to_csv(RESULTS / "cell_typing_summary.csv")
 glue("min_auroc", float(metrics["AUROC module 0"].min()), display=False)
 glue("min_auroc_class", str(metrics["AUROC module 0"].idxmin()), display=False)
@@ -438,7 +435,6 @@ glue(
     else "For every class, module 0 is also the best separator among modules 0–2.",
     display=False,
 )
-summary
 
 # %% [markdown]
 # We trained a bilinear cell-type classifier that reaches {glue:text}`val_acc:.1%` validation accuracy (post:

@@ -25,7 +25,7 @@
 # dropped, `spliced` counts normalised and log-transformed, $\min(10{,}000, n_\text{genes})$ highly variable
 # genes kept.
 
-# %%
+# %% tags=["hide-input"]
 import warnings
 
 import numpy as np
@@ -60,26 +60,23 @@ warnings.filterwarnings("ignore", message="No data for colormapping")  # predict
 # ~10x slower; the trained models are the same.
 torch.set_num_threads(1)
 RESULTS = bc.datasets.results_dir()
+POST_LAMBDA0 = 0.272  # the post's eigenvalue of frequency 0
+
+# %%
 LABEL = "clusters"
 N_FREQS = 4  # frequencies 0-3 are modelled
 N_SPECTRUM = 20  # eigenpairs computed, for the low end of the spectrum
-POST_LAMBDA0 = 0.272  # the post's eigenvalue of frequency 0
-
 adata = bc.preprocess.pancreas(n_top_genes=10_000)
-dataset, prep = adata.uns["dataset"], adata.uns["preprocessing"]
 labels = adata.obs[LABEL].astype(str).to_numpy()
 X = adata.X.toarray()
-glue("data_file", dataset["file"], display=False)
-glue("data_kind", dataset["kind"], display=False)
+
+# %% tags=["remove-input"]
+display(Markdown(bc.report.data_note(adata)))
 glue("n_cells", adata.n_obs, display=False)
 glue("n_genes", adata.n_vars, display=False)
 glue("umap_source", adata.uns["umap_source"], display=False)
 
 # %% [markdown]
-# We used **{glue:text}`data_file`** ({glue:text}`data_kind`): {glue:text}`n_cells:,d` cells, and after
-# preprocessing **{glue:text}`n_genes:,d` genes**, all the offline copy has once ribosomal genes are dropped
-# (the post: 10,000 HVGs of the full file; with the full file present the same code keeps 10,000).
-#
 # Following the post, we build a $k$-nearest-neighbour graph over cells: each cell is linked to its $k = 10$
 # most cosine-similar other cells on the preprocessed gene matrix (itself excluded), edges are binary, and the
 # graph is symmetrised (an edge exists if either cell chose the other), giving the adjacency
@@ -101,6 +98,11 @@ orient_frequencies(adata, np.asarray(adata.obs[LABEL] == "Ductal"), columns=[0])
 eigenvalues = adata.uns["freq_eigenvalues"]
 F = adata.obsm["X_freq"][:, :N_FREQS]
 freq_names = [f"frequency {i}" for i in range(N_FREQS)]
+fig = sc.pl.umap(adata, color=LABEL, title="Pancreas cell types (UMAP)", frameon=False, return_fig=True, show=False)
+fig.set_size_inches(7, 4.5)
+palette = dict(zip(adata.obs[LABEL].cat.categories, adata.uns[f"{LABEL}_colors"]))
+
+# %% tags=["remove-input"]
 graph = graph_summary(adata.obsp["freq_adjacency"])
 for i in range(N_FREQS):
     glue(f"lambda{i}", float(eigenvalues[i]), display=False)
@@ -116,10 +118,6 @@ frequency_table.to_csv(RESULTS / "frequencies_cells.csv")
 pd.DataFrame({"frequency": np.arange(N_SPECTRUM), "eigenvalue": eigenvalues}).to_csv(
     RESULTS / "frequencies_eigenvalues.csv", index=False
 )
-
-fig = sc.pl.umap(adata, color=LABEL, title="Pancreas cell types (UMAP)", frameon=False, return_fig=True, show=False)
-fig.set_size_inches(7, 4.5)
-palette = dict(zip(adata.obs[LABEL].cat.categories, adata.uns[f"{LABEL}_colors"]))
 
 # %%
 fig = bc.plotting.embedding_values(
@@ -146,7 +144,7 @@ frequency_table.groupby(pd.Categorical(labels, adata.obs[LABEL].cat.categories),
 #
 # ### The low end of the spectrum
 
-# %%
+# %% tags=["hide-input"]
 fig = bc.plotting.laplacian_spectrum(
     eigenvalues, n_used=N_FREQS, reference={f"post: λ₀ = {POST_LAMBDA0}": POST_LAMBDA0}
 )
@@ -173,7 +171,7 @@ fig = bc.plotting.laplacian_spectrum(
 #
 # The shapes of the frequencies, which are what the rest of the chapter uses, agree with the post's description.
 
-# %%
+# %% tags=["hide-input"]
 variants = {
     "this chapter: cosine, k = 10, genes": (X, 10),
     "cosine, k = 15, genes": (X, 15),
@@ -209,19 +207,23 @@ fit_settings = dict(
     epochs=100, batch_size=64, val_fraction=0.3, seed=42, progress=False,
 )  # fmt: skip
 result = bc.train_regressor(adata, "X_freq", decoupled_weight_decay=False, **fit_settings)
-history = result.history
-history.to_csv(RESULTS / "frequencies_history.csv", index=False)
-final = history.iloc[-1]
+fig = bc.plotting.training_curves(result.history, title="frequency regression")
+
+# %% tags=["remove-input"]
+result.history.to_csv(RESULTS / "frequencies_history.csv", index=False)
+final = result.history.iloc[-1]
 glue("val_mae", float(final["val_mae"]), display=False)
 glue("train_mae", float(final["train_mae"]), display=False)
 glue("n_train", result.settings["n_train"], display=False)
 glue("n_val", result.settings["n_val"], display=False)
-fig = bc.plotting.training_curves(history, title="frequency regression")
 
 # %% [markdown]
 # After 100 epochs the mean absolute error, averaged over the four frequencies, is
 # **{glue:text}`val_mae:.4f`** on the {glue:text}`n_val:,d` validation cells and {glue:text}`train_mae:.4f` on
-# the {glue:text}`n_train:,d` training cells: a small gap, consistent with the post's minimal overfitting.
+# the {glue:text}`n_train:,d` training cells. The training error is lower, as it always is, but the predictions
+# for new cells stay close to the truth (validation $R^2$ at least {glue:text}`min_r2:.2f`, below), consistent
+# with the post's "overfitting was minimal"; the decoupled reading of the weight decay, further down, shows what
+# real overfitting looks like here.
 #
 # ### Validation error per frequency
 #
@@ -232,6 +234,10 @@ fig = bc.plotting.training_curves(history, title="frequency regression")
 
 # %%
 val_report = bc.train.regression_report(result, X, F)
+fig = bc.plotting.error_vs_spread(val_report)
+val_report.round(4)
+
+# %% tags=["remove-input"]
 val_report.to_csv(RESULTS / "frequencies_validation_report.csv")
 for i, name in enumerate(freq_names):
     glue(f"mae{i}", float(val_report.loc[name, "mae"]), display=False)
@@ -240,8 +246,6 @@ for i, name in enumerate(freq_names):
 glue("min_r2", float(val_report["r2"].min()), display=False)
 glue("max_r2", float(val_report["r2"].max()), display=False)
 glue("worst_freq", str(val_report["r2"].idxmin()), display=False)
-fig = bc.plotting.error_vs_spread(val_report)
-val_report.round(4)
 
 # %%
 val = result.val_idx
@@ -261,10 +265,12 @@ fig.suptitle("Validation cells: predicted against true frequency (black: identit
 # %%
 decoupled = bc.train_regressor(adata, "X_freq", decoupled_weight_decay=True, **fit_settings)
 decoupled_report = bc.train.regression_report(decoupled, X, F)
+pd.concat({"L2 (this chapter)": val_report, "decoupled": decoupled_report}, axis=1).round(4)
+
+# %% tags=["remove-input"]
 glue("dec_train_mae", float(decoupled.history["train_mae"].iloc[-1]), display=False)
 glue("dec_val_mae", float(decoupled.history["val_mae"].iloc[-1]), display=False)
 glue("dec_max_r2", float(decoupled_report["r2"].max()), display=False)
-pd.concat({"L2 (this chapter)": val_report, "decoupled": decoupled_report}, axis=1).round(4)
 
 # %% [markdown]
 # With decoupled decay the training MAE falls to {glue:text}`dec_train_mae:.5f` while the validation MAE stays
@@ -292,10 +298,14 @@ train = result.train_idx
 modules = orient_modules(bc.eigendecompose(result.model, freq_names, adata.var_names), X[train], F[train])
 scores = {name: bc.module_scores(X, modules, name, n_modules=3) for name in freq_names}
 correlations = module_target_correlations(X, modules, F)
-correlations.to_csv(RESULTS / "frequencies_module_correlations.csv", index=False)
-modules.spectrum().to_csv(RESULTS / "frequencies_spectrum.csv", index=False)
 r_top3 = correlations[correlations["module"] < 3].pivot(index="output", columns="module", values="r")
 best = correlations.loc[correlations.groupby("output")["abs_r"].idxmax()].set_index("output")
+reports = {name: bc.report.module_report(modules, name, module=0) for name in freq_names}
+energy = bc.interpret.spectrum_energy(modules, ks=(1, 3))
+
+# %% tags=["remove-input"]
+correlations.to_csv(RESULTS / "frequencies_module_correlations.csv", index=False)
+modules.spectrum().to_csv(RESULTS / "frequencies_spectrum.csv", index=False)
 n_top = n_top_genes(adata.n_vars)
 glue("n_top", n_top, display=False)
 glue("n_modules", modules.eigenvectors.shape[2], display=False)
@@ -304,33 +314,31 @@ for i, name in enumerate(freq_names):
     glue(f"best_r{i}", float(best.loc[name, "r"]), display=False)
     glue(f"best_module{i}", int(best.loc[name, "module"]), display=False)
     glue(f"best_lambda{i}", float(best.loc[name, "eigenvalue"]), display=False)
-
-reports = {name: bc.report.module_report(modules, name, module=0) for name in freq_names}
+glue("gene_rule", bc.report.gene_list_rule(adata.n_vars), display=False)
+glue("libraries_sentence", bc.report.libraries_sentence(), display=False)
 pd.concat([r.genes for r in reports.values()]).to_csv(RESULTS / "frequencies_module0_genes.csv", index=False)
 pd.concat([r.enrichment.assign(output=name) for name, r in reports.items()]).to_csv(
     RESULTS / "frequencies_module0_enrichment.csv", index=False
 )
-energy = bc.interpret.spectrum_energy(modules, ks=(1, 3))
 
 # %% [markdown]
-# The gene lists and enrichment follow the cell-typing chapter: the top 1 % of genes per sign with a floor of 50
-# (here **{glue:text}`n_top:d` genes per pole**), tested for over-representation (hypergeometric test, as
-# Enrichr) against local copies of GO Biological Process 2023 (the post's library), MSigDB Hallmark 2020, KEGG
-# 2021 and WikiPathways 2023 (human versions) and GO Molecular Function / Cellular Component 2022, keeping terms
-# with Benjamini–Hochberg adjusted $p \le 0.05$ and showing the 15 smallest. The libraries use human gene symbols;
-# **mouse genes are matched by their upper-cased symbol**, a first approximation of one-to-one orthology.
-# Treat the terms as hypotheses.
+# The gene lists and enrichment follow the cell-typing chapter: the top 1 % of genes per sign with a floor of 50,
+# tested for over-representation (hypergeometric test, as Enrichr) against {glue:text}`libraries_sentence`
+# (Which file stands for which library: the table in {doc}`02_cell_typing`.) {glue:text}`gene_rule` Terms with
+# Benjamini–Hochberg adjusted $p \le 0.05$ are kept and the 15 smallest shown. Treat the terms as hypotheses.
 #
 # ### Frequency 0
 
 # %%
 F0 = freq_names[0]
+fig = bc.plotting.module_overview(modules, F0, scores[F0], labels, target=F[:, 0], palette=palette)
+
+# %% tags=["remove-input"]
 glue("f0_lambda", float(modules.values(F0)[0]), display=False)
 glue("f0_energy1", float(energy.loc[F0, "top_1"]), display=False)
 glue("f0_energy3", float(energy.loc[F0, "top_3"]), display=False)
 glue("f0_r1", float(r_top3.loc[F0, 1]), display=False)
 glue("f0_r2", float(r_top3.loc[F0, 2]), display=False)
-fig = bc.plotting.module_overview(modules, F0, scores[F0], labels, target=F[:, 0], palette=palette)
 
 # %% [markdown]
 # The first panel is the spectrum of $\mathbf{Q}_\text{frequency 0}$, the others plot the scores of modules 0–2
@@ -354,6 +362,9 @@ fig = bc.plotting.module_overview(modules, F0, scores[F0], labels, target=F[:, 0
 
 # %%
 expansion = bc.interpret.expansion_summary(result.model, X, F, output_names=freq_names)
+expansion.round(3)
+
+# %% tags=["remove-input"]
 expansion.to_csv(RESULTS / "frequencies_mean_expansion.csv")
 for i, name in enumerate(freq_names):
     glue(f"lin_share{i}", float(expansion.loc[name, "linear_share"]), display=False)
@@ -361,7 +372,6 @@ for i, name in enumerate(freq_names):
     glue(f"r_quad{i}", float(expansion.loc[name, "r_quadratic"]), display=False)
 glue("min_lin_share", float(expansion["linear_share"].min()), display=False)
 glue("max_lin_share", float(expansion["linear_share"].max()), display=False)
-expansion.round(3)
 
 # %% [markdown]
 # For frequency 0 the linear term carries **{glue:text}`lin_share0:.0%`** of the variance of the prediction
@@ -378,7 +388,7 @@ expansion.round(3)
 #
 # Generated from the results below (top genes and most significant terms per pole):
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(regression_interpretation(reports[F0], modules, r=float(r_top3.loc[F0, 0]))))
 
 # %% [markdown]
@@ -410,7 +420,7 @@ enrichment_table(reports[F0], "negative")
 # The same figures and tables for the other frequencies. The post lists top-10 genes for frequencies 1 and 2;
 # we locate them (both poles, since signs are arbitrary in both studies) in our module 0.
 
-# %%
+# %% tags=["hide-input"]
 POST_TOP10 = {  # the post's "Top 10 genes" lists (positive + negative), quoted for comparison
     "frequency 1": "Hspa5 Tuba1a Epcam Jun Ssr2 Cd81 Tubb5 Cdk4 Ier2 Pdia6 "
     "Eef1a1 Arf5 Hsp90aa1 Ngfrap1 Gabarapl2 Eif4a2 Clps Slc25a5 Gcg Krt18",
@@ -433,6 +443,8 @@ for i, name in enumerate(freq_names[1:], start=1):
         post_absent[name] = int(ranks["symbol"].isna().sum())
         parts.append(f"**The post's top-10 genes in our module 0**: {describe_gene_ranks(ranks, n_top)}")
     display(Markdown(dropdown(name.capitalize(), *parts)))
+
+# %% tags=["remove-input"]
 for name in POST_TOP10:
     glue(f"post_overlap{name[-1]}", post_overlap[name], display=False)
 glue("post_absent", sum(post_absent.values()), display=False)
@@ -444,7 +456,7 @@ glue("post_absent", sum(post_absent.values()), display=False)
 #
 # ## Summary
 
-# %%
+# %% tags=["hide-input"]
 metrics = pd.DataFrame(
     {
         "eigenvalue of L": eigenvalues[:N_FREQS].round(3),

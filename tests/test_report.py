@@ -1,8 +1,11 @@
 import matplotlib
 
 matplotlib.use("Agg")
+import anndata as ad  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import bilinear_core as bc  # noqa: E402
@@ -38,3 +41,48 @@ def test_top_table_is_capped_at_the_list_length():
     modules = bc.eigendecompose(bc.BilinearMLP(12, 2, 1), var_names=[f"G{i}" for i in range(12)])
     report = bc.report.module_report(modules, 0, min_genes=3, libraries={"toy": {"t": ["G0", "G1"]}})
     assert report.top_table(10).shape == (3, 2)
+
+
+def _adata_with_uns(n_genes_in, n_dropped, n_genes, size_factor_key):
+    adata = ad.AnnData(np.zeros((30, n_genes), dtype=np.float32))
+    adata.uns["dataset"] = {"file": "toy.h5ad", "kind": "toy copy", "size_factor_key": size_factor_key}
+    adata.uns["preprocessing"] = {"n_genes_in": n_genes_in, "n_ribosomal_dropped": n_dropped, "n_genes": n_genes}
+    return adata
+
+
+def test_data_note_states_the_genes_and_the_offline_caveat():
+    offline = bc.report.data_note(_adata_with_uns(2_000, 16, 1_984, "initial_size_spliced"))
+    assert "30 cells and 2,000 genes, of which 16 ribosomal genes are dropped and all others kept" in offline
+    assert "**1,984 genes**" in offline and "5-fold smaller" in offline
+    full = bc.report.data_note(_adata_with_uns(27_998, 100, 10_000, None))
+    assert "the 10,000 most variable of the rest kept" in full and "offline" not in full
+    with pytest.raises(KeyError, match="preprocess.pancreas"):
+        bc.report.data_note(ad.AnnData(np.zeros((3, 2), dtype=np.float32)))
+
+
+def test_gene_list_rule_names_the_floor_only_when_it_applies():
+    assert bc.report.gene_list_rule(1_984) == (
+        "With 1,984 genes, 1% would be only 20 genes, too few for enrichment, so the floor of 50 applies: "
+        "each pole here has 50 genes."
+    )
+    assert bc.report.gene_list_rule(10_000) == "With 10,000 genes each pole has 100 genes (1%)."
+
+
+def test_library_table_and_sentence_follow_the_stand_ins():
+    stand_ins = {"Lib_A_Mouse": "Lib_A_Mouse", "Lib_B_2023": "Lib_B_2022"}
+    table = bc.report.library_table(stand_ins, sizes=False)
+    assert table.index.tolist() == ["Lib_A_Mouse", "Lib_B_2023"]
+    assert table["match"].tolist() == ["exact", "stand-in"]
+    assert table.loc["Lib_B_2023", "used here"] == "Lib_B_2022"
+    assert "1:1-ortholog" in table.loc["Lib_B_2023", "mouse genes matched"]
+    assert "mouse symbols" in table.loc["Lib_A_Mouse", "mouse genes matched"]
+    sentence = bc.report.libraries_sentence(stand_ins)
+    assert sentence.startswith("the post's 2 Enrichr libraries, 1 of them exactly (Lib_A_Mouse)")
+    assert "Lib_B_2022 for Lib_B_2023" in sentence and "the other 1 use human symbols" in sentence
+
+
+def test_library_table_of_the_post_covers_seven_libraries():
+    table = bc.report.library_table(sizes=False)
+    assert len(table) == 7 and set(table["used here"]) == set(bc.enrichment.MOUSE_LIBRARIES)
+    assert (table["match"] == "exact").sum() == 4
+    assert table.loc["GO_Biological_Process_2023", "source"].endswith("blitzgsea")

@@ -315,3 +315,14 @@ def test_module_stability_errors():
         module_stability([run, run], module=5)
     with pytest.raises(IndexError, match="module -3"):
         module_stability([run, run], module=-3)
+
+
+def test_fit_logistic_warm_start_reaches_the_cold_start_optimum():
+    from sklearn.linear_model import LogisticRegression
+
+    X, labels = _toy_classification()
+    train, val, _ = split_train_val_test(len(labels), stratify=labels)
+    model, table = fit_logistic(X, labels, train, val, Cs=(1e-4, 1.0))
+    assert table["selected"].tolist() == [False, True]  # so the returned model was warm-started from C = 1e-4
+    cold = LogisticRegression(C=1.0, max_iter=500).fit(X[train], labels[train])
+    np.testing.assert_allclose(model.predict_proba(X), cold.predict_proba(X), atol=1e-3)
