@@ -34,7 +34,16 @@ from ._validate import check_min_cells
 from .devices import autocast, resolve_device
 from .model import BilinearMLP
 from .preprocess import RIBOSOMAL_PREFIXES
-from .train import MIN_CELLS, REGRESSION_LOSSES, TASKS, FitResult, _encode_targets, _metric_sum, set_seed, split_indices
+from .train import (
+    MIN_CELLS,
+    FitResult,
+    _encode_targets,
+    _metric_sum,
+    check_settings,
+    optimization,
+    resolve_split,
+    set_seed,
+)
 
 CHUNK_SIZE = 8_192
 BUFFER_SIZE = 65_536
@@ -507,13 +516,7 @@ def fit_stream(
     the :class:`Preprocessing` as a dict.
     """
     group = _group or _SingleProcess()
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
-    if task == "regression" and loss not in REGRESSION_LOSSES:
-        raise ValueError(f"loss must be one of {sorted(REGRESSION_LOSSES)}, got {loss!r}.")
-    for name, value in {"epochs": epochs, "batch_size": batch_size, "chunk_size": chunk_size}.items():
-        if int(value) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    check_settings(task, loss, epochs=epochs, batch_size=batch_size, chunk_size=chunk_size)
     dev = resolve_device(device)
     with _as_stream(files, layer) as stream:
         n = stream.n_obs
@@ -534,26 +537,16 @@ def fit_stream(
         transform = prep.bind(stream.var_names)
         labels = stream.obs_column(target_key) if task == "classification" else stream.targets(target_key)
         targets, classes, names = _encode_targets(labels, task, n)
-        if (train_idx is None) != (val_idx is None):
-            raise ValueError("Pass both train_idx and val_idx, or neither.")
-        if train_idx is None:
-            stratify = targets.numpy() if task == "classification" else None
-            train_idx, val_idx = split_indices(n, val_fraction, seed, stratify)
-        train_idx, val_idx = np.sort(np.asarray(train_idx)), np.sort(np.asarray(val_idx))
+        train_idx, val_idx = resolve_split(targets, task, train_idx, val_idx, val_fraction, seed)
+        train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
 
         set_seed(seed)
         torch.set_flush_denormal(True)
         model = BilinearMLP(transform.n_genes, n_hidden, len(names), dropout=dropout, bias=bias).to(dev)
-        # the same optimizer as bilinear_core.fit (tests/test_stream.py checks that both give the same weights)
-        optimizer = torch.optim.Adam(
-            model.parameters(),
-            lr=lr,
-            weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            foreach=True,
-        )
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()
+        optimizer, scheduler, criterion = optimization(
+            model, task, loss, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+            epochs=epochs,
+        )  # fmt: skip
 
         chunks = stream.chunks(chunk_size)
         starts = stream.offsets[chunks[:, 0]] + chunks[:, 1]

@@ -103,6 +103,47 @@ def _encode_targets(y, task: str, n: int):
     return torch.from_numpy(np.ascontiguousarray(y)), None, [str(i) for i in range(y.shape[1])]
 
 
+def check_settings(task: str, loss: str, **positive) -> None:
+    """Raise for an unknown ``task`` or regression ``loss``, or a ``positive`` setting below 1."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    if task == "regression" and loss not in REGRESSION_LOSSES:
+        raise ValueError(f"loss must be one of {sorted(REGRESSION_LOSSES)}, got {loss!r}.")
+    for name, value in positive.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def resolve_split(
+    targets: torch.Tensor, task: str, train_idx, val_idx, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The given split, or a seeded one of ``len(targets)`` cells (stratified for classification)."""
+    if (train_idx is None) != (val_idx is None):
+        raise ValueError("Pass both train_idx and val_idx, or neither.")
+    if train_idx is None:
+        stratify = targets.numpy() if task == "classification" else None
+        return split_indices(len(targets), val_fraction, seed, stratify)
+    return np.asarray(train_idx), np.asarray(val_idx)
+
+
+def optimization(
+    model: nn.Module, task: str, loss: str, *, lr: float, weight_decay: float, decoupled_weight_decay: bool, epochs: int
+):
+    """Adam, its cosine schedule over ``epochs`` and the loss: what :func:`fit` and streaming training share."""
+    # fused: PyTorch's fused CPU Adam kernel, ~1.6x faster training than the multi-tensor (foreach) one here; its
+    # rounding differs slightly from the other implementations, but reruns with the same seed are bit-identical
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=lr,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay,
+        fused=True,
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()
+    return optimizer, scheduler, criterion
+
+
 def fit(
     X,
     y,
@@ -153,13 +194,7 @@ def fit(
         Where to train: ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``; the
         returned model stays there. ``mixed_precision=True`` runs forward passes under bf16 autocast.
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
-    if task == "regression" and loss not in REGRESSION_LOSSES:
-        raise ValueError(f"loss must be one of {sorted(REGRESSION_LOSSES)}, got {loss!r}.")
-    for name, value in {"epochs": epochs, "batch_size": batch_size}.items():
-        if int(value) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    check_settings(task, loss, epochs=epochs, batch_size=batch_size)
     dev = resolve_device(device)
     X = as_dense_float(X)
     n, g = X.shape
@@ -169,12 +204,7 @@ def fit(
         if len(output_names) != len(names):
             raise ValueError(f"output_names has {len(output_names)} entries for {len(names)} outputs.")
         names = list(output_names)
-    if (train_idx is None) != (val_idx is None):
-        raise ValueError("Pass both train_idx and val_idx, or neither.")
-    if train_idx is None:
-        stratify = targets.numpy() if task == "classification" else None
-        train_idx, val_idx = split_indices(n, val_fraction, seed, stratify)
-    train_idx, val_idx = np.asarray(train_idx), np.asarray(val_idx)
+    train_idx, val_idx = resolve_split(targets, task, train_idx, val_idx, val_fraction, seed)
 
     set_seed(seed)
     # strong L2 decay drives weights into denormal floats, which are ~2× slower on CPUs; flush them to zero
@@ -185,17 +215,15 @@ def fit(
         raise TypeError(f"model_factory must be a callable (n_in, n_hidden, n_out) -> Module, got {model_factory!r}.")
     else:
         model = model_factory(g, n_hidden, len(names))
-    # fused: PyTorch's fused CPU Adam kernel, ~1.6x faster training than the multi-tensor (foreach) one here; its
-    # rounding differs slightly from the other implementations, but reruns with the same seed are bit-identical
-    optimizer = torch.optim.Adam(
-        model.parameters(),
+    optimizer, scheduler, criterion = optimization(
+        model,
+        task,
+        loss,
         lr=lr,
         weight_decay=weight_decay,
         decoupled_weight_decay=decoupled_weight_decay,
-        fused=True,
+        epochs=epochs,
     )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[loss]()
 
     model.to(dev)  # in place: the optimizer holds these same parameters
     X_t = torch.from_numpy(X)
