@@ -13,7 +13,7 @@ Adam + cosine, the last 1 % of cells (at most 10,000) held out as the validation
 - ``ddp2``: ``bilinear_core.distributed.spawn_local(2, ...)`` on those first cells, half the batch per rank
 
 ``cells/s`` is training cells over the call's wall time (validation and set-up included); ``loop cells/s``
-counts only the training loop (``settings["train_cells_per_s"]``). GPU mode: ``--device cuda --genes
+counts only the training loop (``timings["train_cells_per_s"]``). GPU mode: ``--device cuda --genes
 5000,20000`` (see ``scale_gpu.sh``) runs ``read``, ``stream`` and ``memory`` (data on the GPU) per gene count.
 
 Run: ``nice .venv/bin/python benchmarks/scale.py`` (``--help`` for options; ~15 min and 4 GB of disk here).
@@ -120,7 +120,7 @@ def worker(cfg: dict) -> dict:
         out["cells"] = len(train_idx)
     if kind == "stream":
         result = fit_stream(path, "label", preprocessing=prep, train_idx=train_idx, val_idx=val_idx, **train)
-        out["loop_cells_per_s"] = result.settings["train_cells_per_s"]
+        out["loop_cells_per_s"] = result.timings["train_cells_per_s"]
     elif kind == "memory":
         import bilinear_core as bc
 
@@ -144,7 +144,7 @@ def worker(cfg: dict) -> dict:
             2, path, "label", DIR / "ddp2.pt", threads=cfg["threads"], preprocessing=prep, train_idx=train_idx,
             val_idx=val_idx, **train,
         )  # fmt: skip
-        out["loop_cells_per_s"] = result.settings["train_cells_per_s"]
+        out["loop_cells_per_s"] = result.timings["train_cells_per_s"]
     out["seconds"] = time.perf_counter() - start
     out["peak_mib"] = common.max_rss_mib()
     if kind == "ddp2":

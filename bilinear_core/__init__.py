@@ -1,4 +1,9 @@
-"""Bilinear MLPs for single-cell analysis: models, training, exact interpretation, frequencies, enrichment."""
+"""Bilinear MLPs for single-cell analysis: models, training, exact interpretation, frequencies, enrichment.
+
+Training beyond memory is imported on its own, so that the common path stays light:
+``bilinear_core.stream`` (from ``.h5ad`` files on disk), ``bilinear_core.distributed`` (PyTorch DDP under
+``torchrun``), ``bilinear_core.checkpoint`` (save and load a fit) and ``bilinear_core.devices``.
+"""
 
 from . import (
     composition,

@@ -17,7 +17,7 @@ FORMAT = "bilinear_core.FitResult/1"
 def save_result(result: FitResult, path) -> Path:
     """``torch.save`` the model's state dict (on the CPU) and everything :func:`load_result` needs.
 
-    Only a :class:`BilinearMLP` can be saved (other architectures have no rebuild recipe here).
+    Only a :class:`~bilinear_core.model.BilinearMLP` can be saved (other architectures have no rebuild recipe here).
     """
     model = result.model
     if not isinstance(model, BilinearMLP):
@@ -40,14 +40,14 @@ def save_result(result: FitResult, path) -> Path:
         "task": result.task,
         "output_names": list(result.output_names),
         "classes": None if result.classes is None else list(result.classes),
-        "settings": result.settings,
+        "settings": _plain(result.settings),
     }
     torch.save(payload, path)
     return path
 
 
 def load_result(path, device: str = "cpu") -> FitResult:
-    """The :class:`FitResult` saved by :func:`save_result` (model on ``device``, in eval mode)."""
+    """The :class:`~bilinear_core.train.FitResult` saved by :func:`save_result` (model on ``device``, in eval mode)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No saved model at {path} (resolved: {path.resolve()}).")
@@ -67,3 +67,16 @@ def load_result(path, device: str = "cpu") -> FitResult:
         classes=payload["classes"],
         settings=payload["settings"],
     )
+
+
+def _plain(value):
+    """``value`` with NumPy scalars and arrays as Python ones, so that ``weights_only`` loading reads it back."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

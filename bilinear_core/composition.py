@@ -273,10 +273,7 @@ def pair_projections(
     alone, 0 when it stays at control; ``other_ratio`` the same for the other member alone (large:
     the module is not specific to its member).
     """
-    a, b = parse_condition(pair, control)
-    missing = [c for c in (control, a, b, pair) if c not in means.index]
-    if missing:
-        raise ValueError(f"No mean profile for {missing}; means has rows {list(means.index)[:10]}...")
+    a, b = _members_of(means, pair, control, needed=(control,))
     rows = []
     for member, other in ((a, b), (b, a)):
         vector = modules.vectors(member)[:, module]
@@ -324,13 +321,14 @@ def r2(observed, predicted) -> float:
     return float(1 - ((observed - predicted) ** 2).sum() / total)
 
 
-def _members_of(shifts: pd.DataFrame, pair: str, control: str) -> tuple[str, str]:
+def _members_of(table: pd.DataFrame, pair: str, control: str, needed=()) -> tuple[str, str]:
+    """The two members of ``pair``, checking that ``table`` has a row for the pair, both members and ``needed``."""
     members = parse_condition(pair, control)
     if len(members) != 2:
         raise ValueError(f"{pair!r} is not a pair 'A+B'.")
-    missing = [c for c in (pair, *members) if c not in shifts.index]
+    missing = [c for c in (*needed, pair, *members) if c not in table.index]
     if missing:
-        raise ValueError(f"No shift for {missing}: additivity needs the pair and both single genes.")
+        raise ValueError(f"No row for {missing}: needs the pair and both single genes; rows are {list(table.index)}.")
     return members
 
 
@@ -405,7 +403,9 @@ def model_cross_terms(
     (``d`` = shift from control), and ``non_additive`` = ``y(pair) − y(additive)`` is what the
     departure of the pair's expression from additivity does to the output.
     """
-    a, b = parse_condition(pair, control)
+    if model.left.bias is not None:
+        raise ValueError("The cross term is that of the quadratic form: train the model with bias=False.")
+    a, b = _members_of(means, pair, control, needed=(control,))
     rows = {name: means.loc[name].to_numpy(np.float64) for name in (control, a, b, pair)}
     points = np.stack([rows[control], rows[a], rows[b], rows[a] + rows[b] - rows[control], rows[pair]])
     outputs = quadratic_form(model, points)  # (5, t)

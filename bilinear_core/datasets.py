@@ -20,7 +20,7 @@ PANCREAS_FULL = "endocrinogenesis_day15.h5ad"
 PANCREAS_OFFLINE = "pancreas_3696cells_2000genes.h5ad"
 #: pertpy's sci-Plex2 file name.
 SCIPLEX2 = "srivatsan_2020_sciplex2.h5ad"
-#: PerturBench's development fixture: Norman et al. 2019 (K562 CRISPRa) and McFaline-Figueroa et al. 2023 cells.
+#: PerturBench's development fixture, with Norman et al. 2019 (K562 CRISPRa) and McFaline-Figueroa et al. 2023 cells.
 PERTURBENCH = "perturbench_devel.h5ad"
 #: The real sci-Plex2 design table, package data in ``bilinear_core/data``.
 SCIPLEX2_DESIGN = "sciplex2_design.csv"

@@ -53,12 +53,21 @@ def fit_distributed(
     (torchrun sets them) unless a process group is already initialised. The preprocessing statistics
     (a streaming pass) are computed on rank 0 and sent to the others; pass a
     :class:`~bilinear_core.stream.Preprocessing` to skip that pass. ``batch_size`` is per rank.
+    Chunks holding training cells are dealt round-robin to the ranks each epoch and every rank takes as
+    many steps as the rank with the fewest cells, so up to a chunk per rank is skipped in an epoch (a
+    different one each epoch when shuffling).
     """
     dev = resolve_device(device)
     if dev.type == "mps":
         raise ValueError("DDP does not run on MPS; use device='cpu'.")
     if dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPU(s) are visible: start at most one "
+                "process per GPU (torchrun --nproc-per-node)."
+            )
+        dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
     owner = not dist.is_initialized()
     if owner:
@@ -72,26 +81,44 @@ def fit_distributed(
     try:
         group = _DDPGroup(dev)
         if isinstance(preprocessing, str) and preprocessing == "normalize_log1p":
-            shared = [None]
-            if group.rank == 0:
+            n_top_genes = kwargs.pop("n_top_genes", None)
+
+            def statistics():
                 with H5adStream(files, kwargs.get("layer")) as stream:
-                    shared[0] = streaming_preprocessing(
+                    return streaming_preprocessing(
                         stream,
-                        n_top_genes=kwargs.pop("n_top_genes", None),
+                        n_top_genes=n_top_genes,
                         chunk_size=kwargs.get("chunk_size", CHUNK_SIZE),
                         progress=kwargs.get("progress", True),
                     )
-            kwargs.pop("n_top_genes", None)
-            dist.broadcast_object_list(shared, src=0)
-            preprocessing = shared[0]
+
+            preprocessing = _on_rank0(group.rank, statistics)
         result = fit_stream(files, target_key, device=dev, preprocessing=preprocessing, _group=group, **kwargs)
-        if out is not None and group.rank == 0:
-            save_result(result, out)
+        if out is not None:
+            _on_rank0(group.rank, lambda: save_result(result, out))
         dist.barrier()
         return result
     finally:
         if owner:
             dist.destroy_process_group()
+
+
+def _on_rank0(rank: int, compute):
+    """``compute()`` on rank 0 and its value on every rank; an error there is raised on every rank (no rank
+    is left waiting in a collective)."""
+    shared = [None]
+    if rank == 0:
+        try:
+            shared[0] = (compute(), None)
+        except Exception as err:  # sent to the other ranks, then raised here too
+            shared[0] = (None, err)
+    dist.broadcast_object_list(shared, src=0)
+    value, err = shared[0]
+    if err is not None:
+        if rank == 0:
+            raise err
+        raise RuntimeError(f"rank 0 failed: {type(err).__name__}: {err}") from None
+    return value
 
 
 def _free_port() -> int:
@@ -157,7 +184,10 @@ def main(argv=None) -> None:
     )  # fmt: skip
     if int(os.environ.get("RANK", 0)) == 0:
         last = result.history.iloc[-1].to_dict()
-        summary = {k: result.settings[k] for k in ("world_size", "device", "train_cells_per_s", "n_train")}
+        summary = {
+            k: {**result.settings, **result.timings}[k]
+            for k in ("world_size", "device", "train_cells_per_s", "n_train")
+        }
         print(json.dumps({**summary, "out": a.out, **{k: float(v) for k, v in last.items()}}), flush=True)
 
 

@@ -37,10 +37,11 @@ POST_STAND_INS = {
     "MSigDB_Hallmark_2020": "MSigDB_Hallmark_2020",
     "WikiPathways_2019_Mouse": "WikiPathways_2019_Mouse",
 }
+#: The post's seven Enrichr library names (for the Enrichr web service).
 POST_LIBRARIES = tuple(POST_STAND_INS)
-#: Local libraries for mouse data: the stand-ins of the post's seven.
+#: Local libraries for mouse data, the stand-ins of the post's seven.
 MOUSE_LIBRARIES = tuple(POST_STAND_INS.values())
-#: Local libraries for human data: the same sources with human KEGG and WikiPathways.
+#: Local libraries for human data, the same sources with human KEGG and WikiPathways.
 HUMAN_LIBRARIES = (
     "GO_Biological_Process_2023",
     "GO_Molecular_Function_2022",
@@ -73,7 +74,8 @@ def read_gmt(path: str | Path) -> dict[str, list[str]]:
     return library
 
 
-def _library_path(name: str) -> Path:
+def library_path(name: str) -> Path:
+    """Where library ``name`` is read from: a package's Enrichr file (:data:`PACKAGED_LIBRARIES`) or ``NAME.gmt``."""
     for package in PACKAGED_LIBRARIES.get(name, ()):
         try:
             path = files(package) / "data" / name
@@ -94,7 +96,7 @@ def _library_path(name: str) -> Path:
 @lru_cache(maxsize=16)
 def load_library(name: str) -> dict[str, list[str]]:
     """One library as ``{term: [GENE, …]}`` (upper-case symbols), read once per session."""
-    return read_gmt(_library_path(name))
+    return read_gmt(library_path(name))
 
 
 def available_libraries(libraries=DEFAULT_LIBRARIES) -> list[str]:
@@ -102,7 +104,7 @@ def available_libraries(libraries=DEFAULT_LIBRARIES) -> list[str]:
     found = []
     for name in libraries:
         try:
-            _library_path(name)
+            library_path(name)
         except FileNotFoundError:
             continue
         found.append(name)

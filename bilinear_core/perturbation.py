@@ -14,6 +14,7 @@ from anndata import AnnData
 from scipy import stats
 
 from ._validate import check_finite, get_obs_column
+from .interpret import pole_indices
 
 #: The post's drug names, in output order.
 DRUGS = ("BMS", "Dex", "Nutlin", "SAHA")
@@ -33,7 +34,7 @@ DRUG_NAMES = {
     "saha": "SAHA",
     "vorinostat": "SAHA",
 }
-#: The treatment label of vehicle cells (dose 0 of any drug): their targets are all zero.
+#: The treatment label of vehicle cells (dose 0 of any drug); their targets are all zero.
 VEHICLE = "vehicle"
 #: Labels scPerturb gives cells whose hash (well) could not be assigned (its sci-Plex2 script sets
 #: ``perturbation = "control"`` where the hash call is missing). The design gives every drug its own
@@ -123,35 +124,13 @@ def filter_low_count_cells(adata: AnnData, min_counts: float = 5_000, layer: str
 def wilcoxon_vs_reference(adata: AnnData, groupby: str, reference: str, layer: str | None = None) -> pd.DataFrame:
     """Wilcoxon rank-sum z-score of every gene, each group against ``reference``: ``(genes, groups)``.
 
-    scanpy's ``rank_genes_groups(method="wilcoxon")`` on ``adata.X`` (or ``layer``), which should hold
+    :func:`bilinear_core.validation.rank_genes_wilcoxon` on ``adata.X`` (or ``layer``), which should hold
     log-normalised expression; positive z = higher in the group than in ``reference``. Columns are the
-    groups other than ``reference``; torch's thread count is restored afterwards.
+    groups other than ``reference``.
     """
-    import scanpy as sc
-    import torch
+    from .validation import rank_genes_wilcoxon
 
-    groups = pd.Categorical(get_obs_column(adata, groupby).astype(str))
-    if reference not in groups.categories:
-        raise ValueError(f"Reference {reference!r} is not in adata.obs[{groupby!r}] ({list(groups.categories)}).")
-    if len(groups.categories) < 2:
-        raise ValueError(f"adata.obs[{groupby!r}] needs a group besides the reference {reference!r}.")
-    if layer is not None and layer not in adata.layers:
-        raise KeyError(f"Layer {layer!r} not found in adata.layers; available layers: {sorted(adata.layers)}.")
-    X = adata.X if layer is None else adata.layers[layer]
-    view = AnnData(
-        X=X,
-        obs=pd.DataFrame({"group": groups}, index=adata.obs_names),
-        var=pd.DataFrame(index=adata.var_names),
-        uns={"log1p": {"base": None}},
-    )
-    threads = torch.get_num_threads()
-    try:
-        sc.tl.rank_genes_groups(
-            view, "group", method="wilcoxon", reference=reference, n_genes=view.n_vars, use_raw=False
-        )
-    finally:  # scanpy's numba-parallel ranking resets torch's thread count; put it back
-        torch.set_num_threads(threads)
-    result = view.uns["rank_genes_groups"]
+    result = rank_genes_wilcoxon(adata, groupby, reference=reference, layer=layer)
     columns = {}
     for group in result["names"].dtype.names:
         columns[group] = pd.Series(np.asarray(result["scores"][group], dtype=np.float64), index=result["names"][group])
@@ -189,8 +168,10 @@ def pole_precision(loadings, var_names, planted, direction: str, n: int = 50) ->
     loadings = np.asarray(loadings, dtype=np.float64)
     if not 1 <= n <= len(loadings):
         raise ValueError(f"n must lie in [1, {len(loadings)}], got {n!r}.")
-    order = np.argsort(-loadings if direction == "up" else loadings, kind="stable")[:n]
-    return float(np.isin(np.asarray(var_names, dtype=str)[order], list(planted)).mean())
+    if len(var_names) != len(loadings):
+        raise ValueError(f"loadings has {len(loadings)} values for {len(var_names)} genes.")
+    up, down = pole_indices(loadings, n)
+    return float(np.isin(np.asarray(var_names, dtype=str)[up if direction == "up" else down], list(planted)).mean())
 
 
 def term_rank(enrichment: pd.DataFrame, library: str, term: str) -> float:

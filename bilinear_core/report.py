@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .enrichment import PACKAGED_LIBRARIES, POST_STAND_INS, enrich_modules, load_library
+from .enrichment import PACKAGED_LIBRARIES, POST_STAND_INS, enrich_modules, library_path, load_library
 from .interpret import Modules, n_top_genes, top_genes
 
 SIGNS = ("positive", "negative")
@@ -304,9 +304,10 @@ def gene_list_rule(n_genes: int, fraction: float = 0.01, min_genes: int = 50) ->
     n = n_top_genes(n_genes, fraction, min_genes)
     share = int(np.ceil(fraction * n_genes))
     if n > share:
+        floor = f"the floor of {min_genes} applies" if n == min_genes else "the floor applies, capped at half the genes"
         return (
-            f"With {n_genes:,} genes, {fraction:.0%} would be only {share} genes, too few for enrichment, so the floor "
-            f"of {min_genes} applies: each pole here has {n} genes."
+            f"With {n_genes:,} genes, {fraction:.0%} would be only {share} genes, too few for enrichment, so {floor}: "
+            f"each pole here has {n} genes."
         )
     return f"With {n_genes:,} genes each pole has {n} genes ({fraction:.0%})."
 
@@ -327,12 +328,13 @@ def library_table(stand_ins: dict[str, str] | None = None, sizes: bool = True) -
     stand_ins = POST_STAND_INS if stand_ins is None else stand_ins
     rows = []
     for post, local in stand_ins.items():
-        packages = PACKAGED_LIBRARIES.get(local)
+        path = library_path(local)
+        package = next((p for p in PACKAGED_LIBRARIES.get(local, ()) if p in path.parts), None)
         row = {
             "post's library": post,
             "used here": local,
             "match": "exact" if post == local else "stand-in",
-            "source": f"Enrichr's file, PyPI package {packages[0]}" if packages else f"{local}.gmt in data/genesets",
+            "source": f"Enrichr's file, PyPI package {package}" if package else f"{path.name} in data/genesets",
         }
         if sizes:
             row["gene sets"] = len(load_library(local))

@@ -22,15 +22,16 @@ from scipy import sparse
 
 #: Cells in total; the real scPerturb file has 24,262.
 N_CELLS = 24_000
-#: Genes; the union of GO BP 2023, Hallmark 2020 and WikiPathways 2023 symbols is ~15,800 (issue: 10k–20k).
+#: Genes; the union of GO BP 2023, Hallmark 2020 and WikiPathways 2023 symbols is ~15,800 (the issue asks 10k–20k).
 N_GENES = 15_000
-#: Median and log-sd of the cells' expected library sizes: 39 % of cells reach 5,000 counts (post: ~10k of ~25k).
+#: Median and log-sd of the cells' expected library sizes, so that 39 % of cells reach 5,000 counts (post ~10k of
+#: ~25k).
 LIBRARY_MEDIAN, LIBRARY_SDLOG = 4_000.0, 0.8
-#: Log-sd of the genes' mean expression: ~3 orders of magnitude between common and rare genes, as in UMI data.
+#: Log-sd of the genes' mean expression, ~3 orders of magnitude between common and rare genes, as in UMI data.
 GENE_MEAN_SDLOG = 1.7
-#: Negative-binomial overdispersion (variance μ + φμ²): moderate cell-to-cell variability of a cell line.
+#: Negative-binomial overdispersion (variance μ + φμ²), a moderate cell-to-cell variability of a cell line.
 DISPERSION = 0.25
-#: Counts per cell from the untreated pool (ambient RNA, poor capture): a cell with total t carries the drug
+#: Counts per cell from the untreated pool (ambient RNA, poor capture). A cell with total t carries the drug
 #: signal in only a fraction ``1 − min(AMBIENT_COUNTS / t, MAX_AMBIENT_FRACTION)`` of its counts, so
 #: low-count cells are diluted (why the post's count filter cleaned the clusters).
 AMBIENT_COUNTS, MAX_AMBIENT_FRACTION = 1_000.0, 0.9
@@ -77,12 +78,12 @@ PROGRAMS = (
             1.0, ec50=0.5, shape="bell", ec50_off=10.0,
             rationale="a second program peaking at moderate doses, to test the post's reading of modules 1 and 2"),
 )  # fmt: skip
-#: Shared stress program of every drug: log-fold change ``lfc × (1 − viability)`` of the cell's well.
+#: Shared stress program of every drug, log-fold change ``lfc × (1 − viability)`` of the cell's well.
 STRESS = Program("stress (all drugs)", "all", "MSigDB_Hallmark_2020", "Unfolded Protein Response", "up", 1.0,
                  ec50=np.nan, shape="viability",
                  rationale="dying wells share a stress response: drugs become partly confusable, as in screens",
                  )  # fmt: skip
-#: Treatment-independent cell-cycle axis: per-cell log-fold change ``N(0, lfc²)``, structure the model must ignore.
+#: Treatment-independent cell-cycle axis, per-cell log-fold change ``N(0, lfc²)``; structure the model must ignore.
 CELL_CYCLE = Program("cell cycle (no drug)", "none", "MSigDB_Hallmark_2020", "E2F Targets", "up", 0.3,
                      ec50=np.nan, shape="random",
                      rationale="proliferating A549 cells differ in cycle phase whatever the treatment")  # fmt: skip

@@ -8,7 +8,7 @@ Reading order: the rows of every file are cut into chunks of ``chunk_size`` cons
 visits the chunks in a seeded random order (in file order with ``shuffle=False``), normalises each
 chunk on the CPU (size factors, ``log1p``, model genes) into a buffer of at most ``buffer_size`` cells,
 and draws batches from a seeded permutation of the buffer. When one buffer holds every training cell,
-the batches are exactly those of :func:`bilinear_core.fit` with the same seed.
+the batches are exactly those of :func:`~bilinear_core.train.fit` with the same seed.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class _Source:
             self._X = item.X if layer is None else item.layers[layer]
             self._obs, self._obsm = item.obs, item.obsm
             self.n_obs, self.var_names = item.n_obs, pd.Index(item.var_names.astype(str))
+            self._check_unique()
             return
         path = Path(item)
         self.name = str(path)
@@ -93,6 +94,15 @@ class _Source:
             self.n_obs = int(X.shape[0])
         self._X = X
         self.var_names = pd.Index(read_elem(f["var"]).index.astype(str))
+        self._check_unique()
+
+    def _check_unique(self) -> None:
+        if not self.var_names.is_unique:
+            duplicated = list(self.var_names[self.var_names.duplicated()].unique()[:5])
+            raise ValueError(
+                f"{self.name}: gene names are not unique (e.g. {duplicated}); call adata.var_names_make_unique() "
+                "and save the file again."
+            )
 
     def rows(self, start: int, stop: int) -> sparse.csr_matrix:
         """Rows ``[start, stop)`` as CSR float32, refusing NaN/inf."""
@@ -144,7 +154,7 @@ class H5adStream:
     """One or more ``.h5ad`` files (or AnnData objects) read as one cells × genes matrix, chunk by chunk.
 
     Every file must have the first file's genes in the same order. Use as a context manager, or call
-    :meth:`close`.
+    ``close()``.
     """
 
     def __init__(self, files, layer: str | None = None):
@@ -177,8 +187,8 @@ class H5adStream:
         i, start, stop = (int(v) for v in chunk)
         return self.sources[i].rows(start, stop)
 
-    def read_cells(self, chunk, cells: np.ndarray, transform: _Transform) -> sparse.csr_matrix:
-        """Transformed rows of ``cells`` (global ids, sorted, all inside ``chunk``)."""
+    def read_cells(self, chunk, cells: np.ndarray, transform) -> sparse.csr_matrix:
+        """Rows of ``cells`` (global ids, sorted, all inside ``chunk``), normalised by ``transform``."""
         block = transform(self.read(chunk))
         if len(cells) == block.shape[0]:
             return block
@@ -384,8 +394,13 @@ class _SingleProcess:
 
 
 def _epoch_chunks(chunks, counts, shuffle: bool, rng: np.random.Generator, rank: int, world: int):
-    """This rank's chunks for one epoch and the number of full-or-last batches every rank can take."""
+    """This rank's chunks for one epoch and every rank's number of training cells.
+
+    Only chunks holding training cells are dealt, round-robin in a seeded order, so every rank gets at
+    least one when there are at least ``world`` such chunks (checked by the caller).
+    """
     order = rng.permutation(len(chunks)) if shuffle else np.arange(len(chunks))
+    order = order[np.asarray(counts)[order] > 0]
     return order[rank::world], [int(counts[order[r::world]].sum()) for r in range(world)]
 
 
@@ -489,7 +504,9 @@ def fit_stream(
     progress: bool = True,
     _group=None,
 ) -> FitResult:
-    """Train a :class:`BilinearMLP` streaming cells from ``.h5ad`` files, as :func:`bilinear_core.fit` does in memory.
+    """Train a :class:`~bilinear_core.model.BilinearMLP` on cells streamed from ``.h5ad`` files.
+
+    The same training as :func:`~bilinear_core.train.fit`, which holds the data in memory.
 
     Parameters
     ----------
@@ -507,9 +524,9 @@ def fit_stream(
     prefetch
         Chunks read and normalised ahead in a background thread, overlapping with training (0: none).
     device, mixed_precision
-        As in :func:`bilinear_core.fit`; batches are densified on the device.
+        As in :func:`~bilinear_core.train.fit`; batches are densified on the device.
 
-    Other parameters are those of :func:`bilinear_core.fit` (same defaults, same split for the same seed).
+    Other parameters are those of :func:`~bilinear_core.train.fit` (same defaults, same split for the same seed).
     Validation runs after every epoch over the chunks that hold validation cells: with the default random
     split that is every chunk, so for large data pass a contiguous ``val_idx`` (e.g. the last file's cells).
     The result's ``settings["var_names"]`` are the model's input genes and ``settings["preprocessing"]``
@@ -527,12 +544,16 @@ def fit_stream(
                     f"preprocessing must be 'normalize_log1p', 'none' or a Preprocessing, got {preprocessing!r}."
                 )
             if preprocessing == "none":
+                if n_top_genes is not None:
+                    raise ValueError("n_top_genes needs preprocessing='normalize_log1p' (the statistics pass).")
                 prep = Preprocessing(genes=list(stream.var_names), normalize=False)
             else:
                 prep = streaming_preprocessing(
                     stream, n_top_genes=n_top_genes, chunk_size=chunk_size, progress=progress and group.rank == 0
                 )
         else:
+            if n_top_genes is not None:
+                raise ValueError("n_top_genes is not used with a given Preprocessing: its genes are the model's.")
             prep = preprocessing
         transform = prep.bind(stream.var_names)
         labels = stream.obs_column(target_key) if task == "classification" else stream.targets(target_key)
@@ -619,9 +640,9 @@ def fit_stream(
         mixed_precision=mixed_precision, streaming=True, shuffle=shuffle, chunk_size=chunk_size,
         buffer_size=buffer_size, prefetch=prefetch, world_size=group.world_size, files=[s.name for s in stream.sources],
         var_names=list(prep.genes), preprocessing=prep.to_dict(),
-        train_cells_per_s=cells_seen * group.world_size / max(seconds, 1e-12),
     )  # fmt: skip
-    return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings)
+    timings = {"train_cells_per_s": cells_seen * group.world_size / max(seconds, 1e-12)}
+    return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings, timings)
 
 
 def _evaluate(

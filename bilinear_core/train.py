@@ -36,7 +36,8 @@ class FitResult:
     ``history`` has one row per epoch with ``train_loss`` and ``val_loss`` and either
     ``train_accuracy``/``val_accuracy`` (classification) or ``train_mae``/``val_mae``
     (regression). ``classes`` are the label names in output order (classification);
-    ``output_names`` name every output.
+    ``output_names`` name every output. ``settings`` are the arguments that produced the fit (identical on a
+    rerun); ``timings`` hold measured speeds, which are not.
     """
 
     model: BilinearMLP
@@ -47,6 +48,7 @@ class FitResult:
     output_names: list[str]
     classes: list[str] | None = None
     settings: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
 
     def predict(self, X) -> np.ndarray:
         """Model outputs ``(n, t)``: logits (classification) or predictions (regression)."""

@@ -112,7 +112,8 @@ def fit_logistic(
     """Multinomial logistic regression on ``X (n, g)``, inverse regularisation ``C`` chosen by validation accuracy.
 
     Each ``C`` after the first starts from the previous one's solution (the problem is strictly convex, so the
-    optimum is the same; list ``Cs`` in ascending order for the fewest iterations). Returns the fitted best
+    optimum is the same once the solver converges within ``max_iter``; list ``Cs`` in ascending order for the
+    fewest iterations). Returns the fitted best
     :class:`sklearn.linear_model.LogisticRegression` and the tuning table.
     """
     from sklearn.linear_model import LogisticRegression
@@ -121,14 +122,15 @@ def fit_logistic(
     X = X if sparse.issparse(X) else as_dense_float(X)
     if X.shape[0] != len(labels):
         raise ValueError(f"X has {X.shape[0]} cells but the labels have {len(labels)} entries.")
-    previous = []
+    previous = None
 
     def fit_one(C):
+        nonlocal previous
         model = LogisticRegression(C=C, max_iter=max_iter, warm_start=True)
-        if previous:  # warm start: scikit-learn starts from coef_ / intercept_ when they are set
-            model.coef_, model.intercept_ = previous[-1].coef_.copy(), previous[-1].intercept_.copy()
+        if previous is not None:  # warm start: scikit-learn starts from coef_ / intercept_ when they are set
+            model.coef_, model.intercept_ = previous.coef_.copy(), previous.intercept_.copy()
         model.fit(_rows(X, train_idx), labels[train_idx])
-        previous.append(model)
+        previous = model
         return model, float((model.predict(_rows(X, val_idx)) == labels[val_idx]).mean())
 
     return tune_on_validation(fit_one, Cs, "C")
@@ -241,31 +243,48 @@ def overlap_pvalue(a, b, background) -> float:
     return float(stats.hypergeom.sf(k - 1, len(background), len(a), len(b)))
 
 
-def wilcoxon_markers(adata: AnnData, groupby: str, n_genes: int, layer: str | None = None) -> dict[str, list[str]]:
-    """Top ``n_genes`` up-regulated genes per group, one-vs-rest Wilcoxon (scanpy ``rank_genes_groups``).
+def rank_genes_wilcoxon(
+    adata: AnnData, groupby: str, reference: str = "rest", n_genes: int | None = None, layer: str | None = None
+) -> dict:
+    """scanpy's ``rank_genes_groups(method="wilcoxon")`` of ``adata.obs[groupby]``, each group against ``reference``.
 
-    Runs on ``adata.X`` (or ``layer``), which should hold log-normalised expression; genes are ranked
-    by the test's z-score, highest first. ``adata`` and torch's thread count are not modified.
-    Returns ``{group: [genes]}`` in the order of the groups.
+    Runs on ``adata.X`` (or ``layer``), which should hold log-normalised expression, on a copy that
+    leaves ``adata`` untouched; torch's thread count, which scanpy's numba-parallel ranking resets, is
+    restored. Returns scanpy's result (``names``, ``scores``, … record arrays, one field per group).
     """
     import scanpy as sc
 
     groups = pd.Categorical(get_obs_column(adata, groupby))
     if groups.isna().any():
         raise ValueError(f"adata.obs[{groupby!r}] has {int(groups.isna().sum())} missing value(s); drop those cells.")
-    if not 1 <= int(n_genes) <= adata.n_vars:
+    groups = groups.remove_unused_categories().rename_categories(str)
+    if reference != "rest" and reference not in groups.categories:
+        raise ValueError(f"Reference {reference!r} is not in adata.obs[{groupby!r}] ({list(groups.categories)}).")
+    if len(groups.categories) < 2:
+        raise ValueError(f"adata.obs[{groupby!r}] needs at least 2 groups, found {list(groups.categories)}.")
+    n_genes = adata.n_vars if n_genes is None else int(n_genes)
+    if not 1 <= n_genes <= adata.n_vars:
         raise ValueError(f"n_genes must lie in [1, {adata.n_vars}], got {n_genes!r}.")
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"Layer {layer!r} not found in adata.layers; available layers: {sorted(adata.layers)}.")
     X = adata.X if layer is None else adata.layers[layer]
-    obs = pd.DataFrame({"group": groups.remove_unused_categories()}, index=adata.obs_names)
+    obs = pd.DataFrame({"group": groups}, index=adata.obs_names)
     view = AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names), uns={"log1p": {"base": None}})
     threads = torch.get_num_threads()
     try:
-        sc.tl.rank_genes_groups(view, "group", method="wilcoxon", reference="rest", n_genes=int(n_genes), use_raw=False)
-    finally:  # scanpy's numba-parallel ranking resets torch's thread count (to all cores); put it back
+        sc.tl.rank_genes_groups(view, "group", method="wilcoxon", reference=reference, n_genes=n_genes, use_raw=False)
+    finally:
         torch.set_num_threads(threads)
-    names = view.uns["rank_genes_groups"]["names"]
+    return view.uns["rank_genes_groups"]
+
+
+def wilcoxon_markers(adata: AnnData, groupby: str, n_genes: int, layer: str | None = None) -> dict[str, list[str]]:
+    """Top ``n_genes`` up-regulated genes per group, one-vs-rest Wilcoxon (see :func:`rank_genes_wilcoxon`).
+
+    Genes are ranked by the test's z-score, highest first. Returns ``{group: [genes]}`` in the order of
+    the groups.
+    """
+    names = rank_genes_wilcoxon(adata, groupby, n_genes=n_genes, layer=layer)["names"]
     return {str(g): [str(x) for x in names[g]] for g in names.dtype.names}
 
 

@@ -178,8 +178,10 @@ def test_pair_projections():
     table = cp.pair_projections(means, modules, "A+B").set_index("member")
     assert table.loc["A", "pair_ratio"] == pytest.approx(0.5) and table.loc["A", "other_ratio"] == pytest.approx(0)
     assert table.loc["B", "pair_ratio"] == pytest.approx(1.0) and table.loc["B", "score_member"] == pytest.approx(4)
-    with pytest.raises(ValueError, match=r"No mean profile for \['A\+B'\]"):
+    with pytest.raises(ValueError, match=r"No row for \['A\+B'\]"):
         cp.pair_projections(means.drop(index="A+B"), modules, "A+B")
+    with pytest.raises(ValueError, match="is not a pair"):
+        cp.pair_projections(means, modules, "A")
 
 
 # --------------------------------------------------------------------------------------------- expression
@@ -255,6 +257,10 @@ def test_model_cross_terms_equal_two_dA_Q_dB(small_model):
     np.testing.assert_allclose(table["y_pair"], y_pair[:2])
     with pytest.raises(ValueError, match=r"Member 'B' of 'A\+B' is not an output"):
         cp.model_cross_terms(small_model, means, "A+B", ["A", "C", "D"])
+    with pytest.raises(ValueError, match=r"No row for \['control'\]"):
+        cp.model_cross_terms(small_model, means.drop(index="control"), "A+B", ["A", "B", "C"])
+    with pytest.raises(ValueError, match="bias=False"):
+        cp.model_cross_terms(bc.BilinearMLP(12, 4, 3, bias=True), means, "A+B", ["A", "B", "C"])
 
 
 # --------------------------------------------------------------------------------------------- loader

@@ -70,11 +70,11 @@ def test_packaged_libraries_load():
     assert len(library) == 320
     assert "INS" in library["Insulin secretion"]
     # blitzgsea (Apache-2.0) is preferred where it ships the library; its sets equal pyenrichr's copy
-    path = enrichment._library_path("GO_Biological_Process_2023")
+    path = enrichment.library_path("GO_Biological_Process_2023")
     assert "blitzgsea" in path.parts
     pyenrichr_copy = Path(str(files("pyenrichr") / "data" / "GO_Biological_Process_2023"))
     assert enrichment.read_gmt(path) == enrichment.read_gmt(pyenrichr_copy)
-    assert "pyenrichr" in enrichment._library_path("WikiPathway_2023_Human").parts
+    assert "pyenrichr" in enrichment.library_path("WikiPathway_2023_Human").parts
     with pytest.raises(FileNotFoundError, match="not found"):
         enrichment.load_library("No_Such_Library_2099")
 

@@ -114,6 +114,9 @@ def test_wilcoxon_vs_reference_sign():
     assert z.loc["0", "A"] > 4 and z.loc["1", "A"] < -4 and abs(z.loc["2", "A"]) < 3
     with pytest.raises(ValueError, match="Reference 'vehicle' is not"):
         perturbation.wilcoxon_vs_reference(adata, "g", "vehicle")
+    adata.obs.loc["c0", "g"] = np.nan
+    with pytest.raises(ValueError, match="1 missing value"):
+        perturbation.wilcoxon_vs_reference(adata, "g", "ref")
 
 
 def test_recovery_metrics_exact():

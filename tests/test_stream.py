@@ -174,3 +174,25 @@ def test_bad_input_errors(tmp_path):
         fit_stream(_write(tmp_path, nan, labels, target, "nan"), "label", progress=False)
     with pytest.raises(ValueError, match="device must be one of"):
         fit_stream(good, "label", device="gpu", progress=False)
+
+
+def test_duplicate_genes_and_unused_n_top_genes_are_clear_errors(tmp_path):
+    counts, labels, target = _counts(n=40, g=6)
+    path = _write(tmp_path, counts, labels, target, "dup", genes=["A", "B", "C", "A", "D", "E"])
+    with pytest.raises(ValueError, match=r"gene names are not unique \(e.g. \['A'\]\)"):
+        fit_stream(path, "label", epochs=1, **SMALL)
+    path = _write(tmp_path, counts, labels, target, "ok")
+    with pytest.raises(ValueError, match="n_top_genes needs preprocessing='normalize_log1p'"):
+        fit_stream(path, "label", preprocessing="none", n_top_genes=3, epochs=1, **SMALL)
+
+
+def test_epoch_chunks_deal_only_chunks_with_training_cells():
+    from bilinear_core.stream import _epoch_chunks
+
+    counts = np.array([5, 0, 3, 0, 4, 2])
+    for shuffle in (False, True):
+        dealt = [_epoch_chunks(np.zeros((6, 3)), counts, shuffle, np.random.default_rng(0), r, 2) for r in range(2)]
+        mine = np.concatenate([d[0] for d in dealt])
+        assert sorted(mine) == [0, 2, 4, 5]  # every non-empty chunk once, no empty one
+        assert dealt[0][1] == dealt[1][1] and sum(dealt[0][1]) == counts.sum()
+        assert all(counts[d[0]].sum() == d[1][r] for r, d in enumerate(dealt))
