@@ -526,6 +526,8 @@ def fit_stream(
     device, mixed_precision
         As in :func:`~bilinear_core.train.fit`; batches are densified on the device.
 
+    Notes
+    -----
     Other parameters are those of :func:`~bilinear_core.train.fit` (same defaults, same split for the same seed).
     Validation runs after every epoch over the chunks that hold validation cells: with the default random
     split that is every chunk, so for large data pass a contiguous ``val_idx`` (e.g. the last file's cells).
