@@ -225,7 +225,7 @@ def test_additivity_errors():
     shifts = cp.mean_shifts(X, conditions, [f"g{i}" for i in range(5)])
     with pytest.raises(ValueError, match="not a pair"):
         cp.additivity(shifts, "A")
-    with pytest.raises(ValueError, match=r"No shift for \['B'\]"):
+    with pytest.raises(ValueError, match=r"No row for \['B'\]"):
         cp.additivity(shifts.drop(index="B"), "A+B")
     with pytest.raises(ValueError, match="No 'control' cells"):
         cp.mean_shifts(X[4:], conditions[4:], [f"g{i}" for i in range(5)])

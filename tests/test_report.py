@@ -68,9 +68,14 @@ def test_gene_list_rule_names_the_floor_only_when_it_applies():
     assert bc.report.gene_list_rule(10_000) == "With 10,000 genes each pole has 100 genes (1%)."
 
 
-def test_library_table_and_sentence_follow_the_stand_ins():
+def test_library_table_and_sentence_follow_the_stand_ins(monkeypatch, tmp_path):
+    monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
+    (tmp_path / "genesets").mkdir()
+    for name in ("Lib_A_Mouse", "Lib_B_2022"):
+        (tmp_path / "genesets" / f"{name}.gmt").write_text("set\t\tGENE1\tGENE2\n")
     stand_ins = {"Lib_A_Mouse": "Lib_A_Mouse", "Lib_B_2023": "Lib_B_2022"}
     table = bc.report.library_table(stand_ins, sizes=False)
+    assert table.loc["Lib_A_Mouse", "source"] == "Lib_A_Mouse.gmt in data/genesets"
     assert table.index.tolist() == ["Lib_A_Mouse", "Lib_B_2023"]
     assert table["match"].tolist() == ["exact", "stand-in"]
     assert table.loc["Lib_B_2023", "used here"] == "Lib_B_2022"
