@@ -40,7 +40,14 @@ pd.set_option("display.max_colwidth", 80)
 torch.set_num_threads(1)  # see the cell-typing chapter: one thread is faster on a shared CPU, and deterministic
 RESULTS = bc.datasets.results_dir()
 
+# %% [markdown]
+# The loader returns scPerturb's file with the post's drug names when it is in the data folder or can be
+# downloaded, and the simulation otherwise; `adata.uns["dataset"]` says which.
+
+# %%
 adata = bc.datasets.sciplex2_or_simulated(seed=0)
+
+# %% tags=["remove-input"]
 dataset = adata.uns["dataset"]
 SIM = bool(dataset["simulated"])
 TAG = " (simulated data)" if SIM else ""
