@@ -80,6 +80,7 @@ cells_per_condition = adata.obs.groupby(["drug", "dose"], observed=True).size().
 viability = design.pivot(index="drug", columns="dose", values="viability_mean")
 (
     pd.concat({"cells": cells_per_condition, "viability": viability.round(2)}, axis=1)
+    .rename(columns=lambda dose: f"{dose:g}", level=1)
     .style.format(precision=2)
     .set_caption(f"Cells per drug and dose label, and measured viability{TAG}")
 )
@@ -146,6 +147,8 @@ adata.X = adata.X.toarray()  # dense from here on: the model needs it, and PCA i
 adata = bc.preprocess.embed(
     adata, n_pcs=50, n_neighbors=15, seed=0, svd_solver="randomized", transformer="sklearn", umap_epochs=200
 )
+
+# %% tags=["remove-input"]
 glue("n_before", n_before, display=False)
 glue("n_after", adata.n_obs, display=False)
 glue("frac_after", adata.n_obs / n_before, display=False)
@@ -192,9 +195,11 @@ result = bc.fit(
 )  # fmt: skip
 history = result.history
 history.to_csv(RESULTS / "perturbation_history.csv", index=False)
+fig = bc.plotting.training_curves(history, title=f"dose regression{TAG}")
+
+# %% tags=["remove-input"]
 glue("val_mae", float(history["val_mae"].iloc[-1]), display=False)
 glue("train_mae", float(history["train_mae"].iloc[-1]), display=False)
-fig = bc.plotting.training_curves(history, title=f"dose regression{TAG}")
 
 # %%
 val = result.val_idx
@@ -203,6 +208,9 @@ report = bc.train.regression_report(result, X, Y)
 pred = result.predict(X)
 report["MAE, treated cells"] = [np.abs(pred[val] - Y[val])[treatment[val] == d, i].mean() for i, d in enumerate(DRUGS)]
 report.to_csv(RESULTS / "perturbation_validation.csv")
+report.round(3).style.format(precision=3).set_caption(f"Validation error per drug{TAG}")
+
+# %% tags=["remove-input"]
 for d in DRUGS:
     glue(f"mae_{d}", float(report.loc[d, "mae"]), display=False)
     glue(f"mae_treated_{d}", float(report.loc[d, "MAE, treated cells"]), display=False)
@@ -225,7 +233,6 @@ glue(
     else f"Unlike the post (Dex worst), {worst} has the largest error here.",
     display=False,
 )
-report.round(3).style.format(precision=3).set_caption(f"Validation error per drug{TAG}")
 
 # %%
 fig = bc.plotting.predicted_vs_true(pred[val], Y[val], list(DRUGS), labels=treatment[val])
@@ -258,7 +265,6 @@ scores = {d: bc.module_scores(X, modules, d, n_modules=3) for d in DRUGS}
 correlations = module_target_correlations(X, modules, Y, n_modules=3)
 r0 = correlations[correlations["module"] == 0].set_index("output")["r"]
 n_top = n_top_genes(adata.n_vars)
-glue("n_top", n_top, display=False)
 reports = {
     d: bc.report.module_report(modules, d, module=0, libraries=bc.enrichment.HUMAN_LIBRARIES, cutoff=1.0, top=None)
     for d in DRUGS
@@ -273,6 +279,9 @@ pd.concat([r.enrichment.assign(output=d) for d, r in reports.items()]).to_csv(
     RESULTS / "perturbation_module0_enrichment.csv", index=False
 )
 dose = adata.obs["dose"].to_numpy()
+
+# %% tags=["remove-input"]
+glue("n_top", n_top, display=False)
 
 
 def dose_profile_of(drug):
@@ -302,6 +311,8 @@ fig = bc.plotting.module_overview(modules, SAHA, scores[SAHA], treatment, highli
 fig.suptitle(f"SAHA: spectrum of Q and module scores by treatment{TAG}")
 auroc_saha = bc.interpret.module_auroc(scores[SAHA], treatment == SAHA)
 values = modules.values(SAHA)
+
+# %% tags=["remove-input"]
 for m in range(3):
     glue(f"saha_auroc{m}", float(auroc_saha[m]), display=False)
     glue(f"saha_lambda{m}", float(values[m]), display=False)
@@ -318,6 +329,7 @@ glue("saha_lambda_min", float(values[-1]), display=False)
 profile = dose_profile_of(SAHA)
 profile.to_csv(RESULTS / "perturbation_saha_dose_profile.csv")
 fig = bc.plotting.dose_profile(profile, title=f"SAHA modules 0–2 by SAHA dose (mean ± sd){TAG}")
+# %% tags=["remove-input"]
 peaks = profile["mean"].drop(index=0.0).idxmax()
 for m in range(3):
     glue(f"saha_peak{m}", f"{peaks.iloc[m]:g}", display=False)
@@ -381,7 +393,7 @@ metrics = pd.DataFrame(
 summary = bc.report.summary_table(shown_reports, metrics, n_genes=5, n_terms=1)
 summary["eigenvalue"] = summary["eigenvalue"].round(4)
 summary.to_csv(RESULTS / "perturbation_summary.csv")
-summary.style.set_caption(f"Module 0 of every drug{TAG}")
+summary.style.format(precision=3).set_caption(f"Module 0 of every drug{TAG}")
 
 # %% [markdown]
 # ## Planted-truth recovery

@@ -37,7 +37,7 @@
 # The file is PerturBench's development fixture (BSD-3-Clause), which holds a subset of Norman et al.'s cells,
 # already log-normalised over 500 highly variable genes. We keep its Norman et al. cells and do not normalise again.
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -65,6 +65,7 @@ NET = dict(task="regression", loss="huber", n_hidden=128, lr=1e-4, epochs=100, b
 GRID = [(dropout, wd) for dropout in (0.0, 0.2) for wd in (1e-4, 1e-2)]  # (dropout, weight decay)
 K_MODULES = 3  # top modules (largest |eigenvalue|) per output in the subspace comparison
 
+# %%
 adata = bc.datasets.norman19()
 X = adata.X.toarray()
 genes = list(adata.var_names)
