@@ -41,6 +41,7 @@ def save_result(result: FitResult, path) -> Path:
         "output_names": list(result.output_names),
         "classes": None if result.classes is None else list(result.classes),
         "settings": _plain(result.settings),
+        "timings": _plain(result.timings),
     }
     torch.save(payload, path)
     return path
@@ -66,6 +67,7 @@ def load_result(path, device: str = "cpu") -> FitResult:
         output_names=payload["output_names"],
         classes=payload["classes"],
         settings=payload["settings"],
+        timings=payload.get("timings", {}),
     )
 
 

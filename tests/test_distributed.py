@@ -60,6 +60,7 @@ def test_save_and_load_round_trip(tmp_path):
         assert torch.equal(a, b)
     pd.testing.assert_frame_equal(loaded.history, result.history)
     assert loaded.classes == result.classes and loaded.settings == result.settings
+    assert loaded.timings == result.timings and result.timings["train_cells_per_s"] > 0
     # NumPy scalars in settings (e.g. an lr from np.logspace) are saved as Python numbers, so they load back
     result.settings["lr"] = np.float64(1e-3)
     assert load_result(save_result(result, tmp_path / "np.pt")).settings["lr"] == 1e-3
