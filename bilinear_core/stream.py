@@ -40,6 +40,7 @@ from .train import (
     _encode_targets,
     _metric_sum,
     check_settings,
+    fit_settings,
     optimization,
     resolve_split,
     set_seed,
@@ -635,11 +636,10 @@ def fit_stream(
             bar.set_postfix(val_loss=f"{val[0]:.4g}", **{f"val_{metric}": f"{val[1]:.3f}"})
         bar.close()
     model.eval()
-    settings = dict(
-        task=task, n_hidden=n_hidden, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        decoupled_weight_decay=decoupled_weight_decay, loss="cross_entropy" if task == "classification" else loss,
-        seed=seed, dropout=dropout, bias=bias, n_train=len(train_idx), n_val=len(val_idx), device=str(dev),
-        mixed_precision=mixed_precision, streaming=True, shuffle=shuffle, chunk_size=chunk_size,
+    settings = fit_settings(
+        task, loss, train_idx, val_idx, dev, n_hidden=n_hidden, epochs=epochs, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay, seed=seed, dropout=dropout,
+        bias=bias, mixed_precision=mixed_precision, streaming=True, shuffle=shuffle, chunk_size=chunk_size,
         buffer_size=buffer_size, prefetch=prefetch, world_size=group.world_size, files=[s.name for s in stream.sources],
         var_names=list(prep.genes), preprocessing=prep.to_dict(),
     )  # fmt: skip

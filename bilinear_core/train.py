@@ -146,6 +146,14 @@ def optimization(
     return optimizer, scheduler, criterion
 
 
+def fit_settings(task: str, loss: str, train_idx, val_idx, device, **hyperparameters) -> dict:
+    """``FitResult.settings``: the task, the loss actually used, split sizes, device and ``hyperparameters``."""
+    return dict(
+        task=task, **hyperparameters, loss="cross_entropy" if task == "classification" else loss,
+        n_train=len(train_idx), n_val=len(val_idx), device=str(device),
+    )  # fmt: skip
+
+
 def fit(
     X,
     y,
@@ -262,12 +270,11 @@ def fit(
         rows.append(row)
         bar.set_postfix(val_loss=f"{row['val_loss']:.4g}", **{f"val_{metric}": f"{row[f'val_{metric}']:.3f}"})
     model.eval()
-    settings = dict(
-        task=task, n_hidden=n_hidden, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        decoupled_weight_decay=decoupled_weight_decay, loss="cross_entropy" if task == "classification" else loss,
-        seed=seed, dropout=dropout, bias=bias, n_train=len(train_idx), n_val=len(val_idx),
+    settings = fit_settings(
+        task, loss, train_idx, val_idx, dev, n_hidden=n_hidden, epochs=epochs, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay, seed=seed, dropout=dropout,
+        bias=bias, mixed_precision=mixed_precision,
     )  # fmt: skip
-    settings.update(device=str(dev), mixed_precision=mixed_precision)
     if model_factory is not None:
         settings["model"] = getattr(model_factory, "__name__", repr(model_factory))
     return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings)
