@@ -30,10 +30,10 @@ data:
 JB_BUILD := $(BIN)/jupyter-book build . --all -W -n --keep-going
 CACHE := _build/.jupyter_cache
 
-# Chapters re-execute only when their code changed (jupyter-cache); a change to bilinear_core or
-# requirements.txt empties the cache, since every chapter's outputs depend on them.
+# Chapters re-execute only when their code changed (jupyter-cache); a change to bilinear_core, notebooks/bookkit.py
+# or requirements.txt empties the cache, since every chapter's outputs depend on them.
 book: install data
-	@key=$$(cat bilinear_core/*.py requirements.txt | sha256sum | cut -c1-64); \
+	@key=$$(cat $$(find bilinear_core -name '*.py' | sort) notebooks/bookkit.py requirements.txt | sha256sum | cut -c1-64); \
 	if [ -d $(CACHE) ] && [ "$$(cat $(CACHE)/inputs.sha256 2>/dev/null)" != "$$key" ]; then \
 		echo "bilinear_core or requirements.txt changed: every chapter re-executes"; rm -rf $(CACHE); fi; \
 	mkdir -p $(CACHE) && echo "$$key" > $(CACHE)/inputs.sha256

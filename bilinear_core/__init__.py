@@ -1,4 +1,11 @@
-"""Bilinear MLPs for single-cell analysis: models, training, exact interpretation, frequencies, enrichment.
+"""Bilinear MLPs for single-cell analysis: training, exact weight-based interpretation and analyses.
+
+The scanpy-style face works on AnnData: :mod:`~bilinear_core.pp` (preprocessing), :mod:`~bilinear_core.tl`
+(training and modules, written into ``adata``) and :mod:`~bilinear_core.pl` (figures). Underneath, the
+array-level functions :func:`fit` and :func:`eigendecompose` serve people who hold arrays. Analyses:
+:mod:`~bilinear_core.enrichment`, :mod:`~bilinear_core.frequencies`, :mod:`~bilinear_core.composition`,
+:mod:`~bilinear_core.perturbation`, :mod:`~bilinear_core.baselines`, :mod:`~bilinear_core.stability`;
+data sources: :mod:`~bilinear_core.datasets`.
 
 Training beyond memory is imported on its own, so that the common path stays light:
 ``bilinear_core.stream`` (from ``.h5ad`` files on disk), ``bilinear_core.distributed`` (PyTorch DDP under
@@ -6,26 +13,29 @@ Training beyond memory is imported on its own, so that the common path stays lig
 """
 
 from . import (
+    baselines,
     composition,
     datasets,
     enrichment,
     frequencies,
     interpret,
     perturbation,
-    plotting,
-    preprocess,
+    pl,
+    pp,
     report,
-    simulate,
+    stability,
+    tl,
     train,
 )
 from .interpret import Modules, eigendecompose, module_scores, top_genes
 from .model import BilinearMLP
-from .train import FitResult, fit, train_classifier, train_regressor
+from .train import FitResult, fit
 
 __all__ = [
     "BilinearMLP",
     "FitResult",
     "Modules",
+    "baselines",
     "composition",
     "datasets",
     "eigendecompose",
@@ -35,13 +45,12 @@ __all__ = [
     "interpret",
     "module_scores",
     "perturbation",
-    "plotting",
-    "preprocess",
+    "pl",
+    "pp",
     "report",
-    "simulate",
+    "stability",
+    "tl",
     "top_genes",
     "train",
-    "train_classifier",
-    "train_regressor",
 ]
 __version__ = "0.1.0"

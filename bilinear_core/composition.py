@@ -13,7 +13,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from ._validate import as_dense_float
+from .checks import as_dense_float
 from .interpret import Modules, quadratic_form
 from .model import BilinearMLP
 

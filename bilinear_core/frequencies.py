@@ -11,7 +11,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import eigsh
 from sklearn.neighbors import NearestNeighbors
 
-from ._validate import as_dense_float, check_min_cells, get_matrix
+from .checks import as_dense_float, check_min_cells, get_matrix
 
 
 def knn_adjacency(X, n_neighbors: int = 10) -> sparse.csr_matrix:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._validate import as_dense_float
+from .checks import as_dense_float
 from .model import BilinearMLP
 
 
@@ -98,14 +98,22 @@ def _fix_signs(vectors: np.ndarray) -> np.ndarray:
     return vectors * signs
 
 
-def eigendecompose(model: BilinearMLP, output_names=None, var_names=None, dense: bool = False) -> Modules:
+def eigendecompose(model, output_names=None, var_names=None, dense: bool = False) -> Modules:
     """Exact eigenpairs of every output's symmetric ``Q_a``.
 
-    The low-rank path (default) costs one thin QR of ``[Wᵀ Vᵀ]`` (``g × 2h``, shared by all
-    outputs) plus one ``2h × 2h`` symmetric eigenproblem per output, and returns the ``2h``
+    ``model`` is a :class:`~bilinear_core.model.BilinearMLP` or a fit result (anything with ``model``,
+    ``output_names`` and ``var_names``, e.g. :class:`~bilinear_core.train.FitResult`), whose names are then
+    used unless given. The low-rank path (default) costs one thin QR of ``[Wᵀ Vᵀ]`` (``g × 2h``, shared by
+    all outputs) plus one ``2h × 2h`` symmetric eigenproblem per output, and returns the ``2h``
     eigenpairs that can be non-zero. ``dense=True`` forms each ``g × g`` matrix and keeps its
     ``2h`` largest-magnitude eigenpairs (the reference the tests compare against).
     """
+    if not isinstance(model, BilinearMLP):
+        if not isinstance(getattr(model, "model", None), BilinearMLP):
+            raise TypeError(f"Pass a BilinearMLP or a fit result holding one, got {type(model).__name__}.")
+        output_names = model.output_names if output_names is None else output_names
+        var_names = model.var_names if var_names is None else var_names
+        model = model.model
     W, V, P = _weights(model)
     h, g = W.shape
     t = P.shape[0]

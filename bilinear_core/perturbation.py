@@ -13,80 +13,8 @@ import pandas as pd
 from anndata import AnnData
 from scipy import stats
 
-from ._validate import check_finite, get_obs_column
+from .checks import check_finite, get_obs_column
 from .interpret import pole_indices
-
-#: The post's drug names, in output order.
-DRUGS = ("BMS", "Dex", "Nutlin", "SAHA")
-#: Every known spelling (matched case-insensitively) -> the post's name. scPerturb's sci-Plex2 file keeps the
-#: names of the experiment's hash sample sheet (``BMS``, ``Dex``, ``Nutlin``, ``SAHA``); the compounds are
-#: BMS-345541 (IKK inhibitor), dexamethasone, nutlin-3a and vorinostat (SAHA).
-DRUG_NAMES = {
-    "bms": "BMS",
-    "bms-345541": "BMS",
-    "bms345541": "BMS",
-    "dex": "Dex",
-    "dexamethasone": "Dex",
-    "nutlin": "Nutlin",
-    "nutlin-3": "Nutlin",
-    "nutlin-3a": "Nutlin",
-    "nutlin3a": "Nutlin",
-    "saha": "SAHA",
-    "vorinostat": "SAHA",
-}
-#: The treatment label of vehicle cells (dose 0 of any drug); their targets are all zero.
-VEHICLE = "vehicle"
-#: Labels scPerturb gives cells whose hash (well) could not be assigned (its sci-Plex2 script sets
-#: ``perturbation = "control"`` where the hash call is missing). The design gives every drug its own
-#: dose-0 vehicle wells, so these cells are of unknown treatment, not vehicle controls.
-UNASSIGNED_LABELS = ("control",)
-
-
-def drug_name(name) -> str:
-    """The post's name for one spelling of a drug (case-insensitive); raises for unknown names."""
-    key = str(name).strip().lower()
-    if key not in DRUG_NAMES:
-        raise ValueError(
-            f"Unknown drug {name!r}: sci-Plex2 has {list(DRUGS)}. Known spellings: {sorted(DRUG_NAMES)}; "
-            "add new ones to bilinear_core.perturbation.DRUG_NAMES."
-        )
-    return DRUG_NAMES[key]
-
-
-def harmonize_sciplex2(adata: AnnData, drug_key: str = "perturbation", dose_key: str = "dose_value") -> AnnData:
-    """Add the chapter's columns to scPerturb's sci-Plex2 obs; cells without a well assignment are dropped.
-
-    Reads ``drug_key`` (drug names, any spelling in :data:`DRUG_NAMES`, or a label of
-    :data:`UNASSIGNED_LABELS`) and ``dose_key`` (the hash sample sheet's dose labels, numbers or
-    strings such as ``"0.5"``) and writes ``obs["drug"]`` (the post's name, categorical in
-    :data:`DRUGS` order), ``obs["dose"]`` (float, 0 = vehicle) and ``obs["treatment"]`` (the drug,
-    or :data:`VEHICLE` at dose 0). Returns a copy without the unassigned cells; how many were dropped
-    is in ``uns["harmonized"]``. Unknown drug names, missing or negative doses raise.
-    """
-    labels = get_obs_column(adata, drug_key).astype("string")
-    raw_dose = get_obs_column(adata, dose_key)
-    unassigned = labels.isna().to_numpy() | labels.str.strip().str.lower().isin(UNASSIGNED_LABELS).to_numpy()
-    names = labels[~unassigned].astype(str)
-    unknown = sorted({n for n in names.unique() if n.strip().lower() not in DRUG_NAMES})
-    if unknown:
-        raise ValueError(
-            f"adata.obs[{drug_key!r}] holds unknown drug name(s) {unknown}: sci-Plex2 has {list(DRUGS)}. Known "
-            f"spellings: {sorted(DRUG_NAMES)}; add new ones to bilinear_core.perturbation.DRUG_NAMES."
-        )
-    dose = pd.to_numeric(raw_dose.astype("string").str.strip(), errors="coerce").to_numpy(dtype=np.float64)[~unassigned]
-    if np.isnan(dose).any():
-        bad = sorted(set(raw_dose[~unassigned][np.isnan(dose)].astype(str)))[:5]
-        n_bad = int(np.isnan(dose).sum())
-        raise ValueError(f"adata.obs[{dose_key!r}] has {n_bad} missing or non-numeric dose(s), e.g. {bad}.")
-    if (dose < 0).any():
-        raise ValueError(f"adata.obs[{dose_key!r}] has {int((dose < 0).sum())} negative dose(s).")
-    out = adata[~unassigned].copy()
-    drug = np.array([DRUG_NAMES[n.strip().lower()] for n in names])
-    out.obs["drug"] = pd.Categorical(drug, categories=list(DRUGS))
-    out.obs["dose"] = dose
-    out.obs["treatment"] = pd.Categorical(np.where(dose > 0, drug, VEHICLE), categories=[VEHICLE, *DRUGS])
-    out.uns["harmonized"] = {"n_cells_in": int(adata.n_obs), "n_unassigned_dropped": int(unassigned.sum())}
-    return out
 
 
 def dose_targets(
@@ -128,7 +56,7 @@ def wilcoxon_vs_reference(adata: AnnData, groupby: str, reference: str, layer: s
     log-normalised expression; positive z = higher in the group than in ``reference``. Columns are the
     groups other than ``reference``.
     """
-    from .validation import rank_genes_wilcoxon
+    from .stability import rank_genes_wilcoxon
 
     result = rank_genes_wilcoxon(adata, groupby, reference=reference, layer=layer)
     columns = {}

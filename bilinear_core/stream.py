@@ -30,10 +30,10 @@ from scipy import sparse
 from torch import nn
 from tqdm import tqdm
 
-from ._validate import check_min_cells
+from .checks import check_min_cells
 from .devices import autocast, resolve_device
 from .model import BilinearMLP
-from .preprocess import RIBOSOMAL_PREFIXES
+from .pp import RIBOSOMAL_PREFIXES
 from .train import (
     MIN_CELLS,
     FitResult,
@@ -644,7 +644,9 @@ def fit_stream(
         var_names=list(prep.genes), preprocessing=prep.to_dict(),
     )  # fmt: skip
     timings = {"train_cells_per_s": cells_seen * group.world_size / max(seconds, 1e-12)}
-    return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings, timings)
+    return FitResult(
+        model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, list(prep.genes), settings, timings
+    )
 
 
 def _evaluate(

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from anndata import AnnData
 from sklearn.model_selection import train_test_split
 from torch import nn
 from tqdm import tqdm
 
-from ._validate import as_dense_float, check_finite, check_min_cells, get_matrix, get_obs_column
+from .checks import as_dense_float, check_finite, check_min_cells
 from .devices import autocast, model_device, resolve_device
 from .model import BilinearMLP
 
@@ -36,7 +35,8 @@ class FitResult:
     ``history`` has one row per epoch with ``train_loss`` and ``val_loss`` and either
     ``train_accuracy``/``val_accuracy`` (classification) or ``train_mae``/``val_mae``
     (regression). ``classes`` are the label names in output order (classification);
-    ``output_names`` name every output. ``settings`` are the arguments that produced the fit (identical on a
+    ``output_names`` name every output and ``var_names`` every input gene (``None`` when unknown).
+    ``settings`` are the arguments that produced the fit (identical on a
     rerun); ``timings`` hold measured speeds, which are not.
     """
 
@@ -47,6 +47,7 @@ class FitResult:
     task: str
     output_names: list[str]
     classes: list[str] | None = None
+    var_names: list[str] | None = None
     settings: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
@@ -173,6 +174,7 @@ def fit(
     dropout: float = 0.0,
     bias: bool = False,
     output_names: list[str] | None = None,
+    var_names=None,
     progress: bool = True,
     model_factory=None,
     device: str = "auto",
@@ -194,6 +196,9 @@ def fit(
         gradient, the post's "Adam" read literally), or decoupled (AdamW-style) with ``True``.
     train_idx, val_idx
         A fixed split; otherwise ``val_fraction`` of the cells are held out with ``seed``.
+    output_names, var_names
+        Names of the outputs (default: the classes, or ``"0"``, ``"1"``, …) and of the genes (columns of
+        ``X``), kept in the result so that :func:`~bilinear_core.interpret.eigendecompose` needs nothing else.
     epochs, batch_size, lr, seed, n_hidden, dropout, bias
         As in the post: 100 epochs, lr 1e-4, hidden 128, seeds fixed.
     model_factory
@@ -214,6 +219,8 @@ def fit(
         if len(output_names) != len(names):
             raise ValueError(f"output_names has {len(output_names)} entries for {len(names)} outputs.")
         names = list(output_names)
+    if var_names is not None and len(var_names) != g:
+        raise ValueError(f"var_names has {len(var_names)} entries for {g} genes (columns of X).")
     train_idx, val_idx = resolve_split(targets, task, train_idx, val_idx, val_fraction, seed)
 
     set_seed(seed)
@@ -277,7 +284,8 @@ def fit(
     )  # fmt: skip
     if model_factory is not None:
         settings["model"] = getattr(model_factory, "__name__", repr(model_factory))
-    return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, settings)
+    genes = None if var_names is None else [str(v) for v in var_names]
+    return FitResult(model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, genes, settings)
 
 
 def _metric_sum(out: torch.Tensor, y: torch.Tensor, task: str) -> float:
@@ -285,33 +293,6 @@ def _metric_sum(out: torch.Tensor, y: torch.Tensor, task: str) -> float:
     if task == "classification":
         return float((out.argmax(dim=1) == y).sum())
     return float((out - y).abs().mean(dim=1).sum())
-
-
-def train_classifier(adata: AnnData, label_key: str, *, layer: str | None = None, **kwargs) -> FitResult:
-    """Fit a bilinear classifier of ``adata.obs[label_key]`` from ``adata.X`` (or ``layer``).
-
-    Keyword arguments go to :func:`fit`; the batch size defaults to the post's 64.
-    """
-    labels = get_obs_column(adata, label_key)
-    return fit(get_matrix(adata, layer), pd.Categorical(labels), task="classification", **kwargs)
-
-
-def train_regressor(
-    adata: AnnData, target_key: str, *, n_targets: int | None = None, layer: str | None = None, **kwargs
-) -> FitResult:
-    """Fit a bilinear regressor of ``adata.obsm[target_key]`` (first ``n_targets`` columns) or an obs column."""
-    if target_key in adata.obsm:
-        targets = np.asarray(adata.obsm[target_key], dtype=np.float32)
-        targets = targets if n_targets is None else targets[:, :n_targets]
-    elif target_key in adata.obs.columns:
-        targets = adata.obs[target_key].to_numpy(dtype=np.float32)
-    else:
-        raise KeyError(
-            f"Target {target_key!r} is neither in adata.obsm ({sorted(adata.obsm)}) "
-            f"nor in adata.obs ({list(adata.obs.columns)})."
-        )
-    kwargs.setdefault("task", "regression")
-    return fit(get_matrix(adata, layer), targets, **kwargs)
 
 
 def classification_report(result: FitResult, X, labels, idx=None) -> tuple[pd.DataFrame, pd.DataFrame]:

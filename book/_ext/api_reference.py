@@ -20,10 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 def public_modules(package_name: str) -> list[str]:
-    """Full names of the package's public modules, sorted."""
+    """Full names of the package's public modules and subpackages' modules, sorted."""
     package = importlib.import_module(package_name)
-    names = (m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
-    return sorted(f"{package_name}.{name}" for name in names)
+    modules = pkgutil.walk_packages(package.__path__, prefix=f"{package_name}.")
+    return sorted(m.name for m in modules if not any(part.startswith("_") for part in m.name.split(".")))
 
 
 def public_members(module_name: str) -> list[str]:

@@ -1,4 +1,8 @@
-"""Figures shared by the chapters (matplotlib/seaborn); each returns its ``Figure``."""
+"""Figures (matplotlib/seaborn); each returns its ``Figure``.
+
+:func:`training` and :func:`modules` read what :mod:`bilinear_core.tl` stored in ``adata``; the others take
+tables and arrays.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from anndata import AnnData
 from matplotlib.colors import TwoSlopeNorm
 
-from .interpret import Modules
+from .interpret import Modules, module_auroc
+from .tl import get_modules
 
 
 def training_curves(history: pd.DataFrame, title: str = ""):
@@ -97,8 +103,6 @@ def module_overview(
     AUROC in the title. With a continuous ``target`` ``(n,)`` each panel plots score against target,
     coloured by label, with Pearson r in the title. ``palette`` maps labels to colours (default tab10).
     """
-    from .interpret import module_auroc
-
     scores = np.asarray(scores, dtype=np.float64)
     scores = scores[:, None] if scores.ndim == 1 else scores
     labels = pd.Categorical(np.asarray(labels).astype(str))
@@ -220,3 +224,28 @@ def count_histogram(totals, threshold: float, title: str = "Total counts per cel
     ax.set(xscale="log", xlabel="total counts", ylabel="cells", title=title)
     ax.legend(frameon=False)
     return fig
+
+
+def training(adata: AnnData, key: str = "bilinear", title: str = ""):
+    """:func:`training_curves` of the fit :func:`bilinear_core.tl.train` recorded under ``key``."""
+    if key not in adata.uns or "history" not in adata.uns[key]:
+        raise KeyError(f"adata.uns[{key!r}] holds no training history; run bilinear_core.tl.train first.")
+    return training_curves(pd.DataFrame(adata.uns[key]["history"]), title=title)
+
+
+def modules(adata: AnnData, output, groupby: str, *, key: str = "bilinear", target=None, **kwargs):
+    """:func:`module_overview` of one output from the modules and scores :func:`bilinear_core.tl.modules` stored.
+
+    ``groupby`` is the ``obs`` column the histograms (or, with a ``target`` ``(n,)``, the scatter colours)
+    are split by; other keyword arguments go to :func:`module_overview`. Colours default to scanpy's
+    ``adata.uns[f"{groupby}_colors"]`` when present.
+    """
+    mods = get_modules(adata, key)
+    scores = np.asarray(adata.obsm[f"{key}_scores"])[:, mods._index(output), :]
+    labels = adata.obs[groupby] if groupby in adata.obs else None
+    if labels is None:
+        raise KeyError(f"Column {groupby!r} not found in adata.obs; available columns: {list(adata.obs.columns)}.")
+    colors = adata.uns.get(f"{groupby}_colors")
+    if colors is not None and isinstance(labels.dtype, pd.CategoricalDtype):
+        kwargs.setdefault("palette", dict(zip(labels.cat.categories.astype(str), colors)))
+    return module_overview(mods, output, scores, labels.astype(str).to_numpy(), target=target, **kwargs)

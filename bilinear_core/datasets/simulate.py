@@ -20,6 +20,9 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from ._sciplex2 import DRUGS, VEHICLE, sciplex2_design
+from .genesets import load_library
+
 #: Cells in total; the real scPerturb file has 24,262.
 N_CELLS = 24_000
 #: Genes; the union of GO BP 2023, Hallmark 2020 and WikiPathways 2023 symbols is ~15,800 (the issue asks 10k–20k).
@@ -37,7 +40,7 @@ DISPERSION = 0.25
 AMBIENT_COUNTS, MAX_AMBIENT_FRACTION = 1_000.0, 0.9
 #: Each planted gene's share of its program's log-fold change, uniform in this range (mean 1).
 GENE_WEIGHT_RANGE = (0.5, 1.5)
-#: Libraries the gene universe is drawn from (all read locally; see :mod:`bilinear_core.enrichment`).
+#: Libraries the gene universe is drawn from (all read locally; see :mod:`bilinear_core.datasets.genesets`).
 UNIVERSE_LIBRARIES = ("GO_Biological_Process_2023", "MSigDB_Hallmark_2020", "WikiPathway_2023_Human")
 
 
@@ -110,8 +113,6 @@ def response(program: Program, dose, dose_range=(0.1, 100.0)) -> np.ndarray:
 
 def gene_universe(libraries=UNIVERSE_LIBRARIES) -> list[str]:
     """Sorted union of the gene symbols of ``libraries`` (real human symbols, upper case)."""
-    from .enrichment import load_library
-
     genes = set()
     for name in libraries:
         genes.update(*load_library(name).values())
@@ -134,8 +135,6 @@ def _program_genes(programs, gene_sets: dict, universe: set) -> dict[str, list[s
 
 
 def _load_sets(programs) -> dict:
-    from .enrichment import load_library
-
     return {(p.library, p.term): load_library(p.library).get(p.term, []) for p in programs}
 
 
@@ -227,9 +226,6 @@ def sciplex2(
     ``uns["planted"]`` with ``programs`` (one row per program, incl. stress and cell cycle), ``genes``
     and ``weights`` per program and ``settings``; ``uns["dataset"]``.
     """
-    from .datasets import sciplex2_design
-    from .perturbation import DRUGS, VEHICLE
-
     design = sciplex2_design() if design is None else design
     missing = {"drug", "dose", "viability_mean", "viability_sd", "n_wells"} - set(design.columns)
     if missing:

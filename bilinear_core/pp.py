@@ -7,7 +7,7 @@ import scanpy as sc
 from anndata import AnnData
 from scipy import sparse
 
-from ._validate import check_finite, check_min_cells, get_obs_column
+from .checks import check_finite, check_min_cells, get_obs_column
 
 RIBOSOMAL_PREFIXES = ("Rpl", "Rps", "RPL", "RPS")
 
@@ -100,16 +100,3 @@ def embed(
     sc.tl.umap(adata, random_state=seed, maxiter=umap_epochs)
     adata.uns["umap_source"] = f"computed here (PCA {n_pcs}, {n_neighbors} neighbours, seed {seed})"
     return adata
-
-
-def pancreas(n_top_genes: int = 10_000, umap: bool = True) -> AnnData:
-    """The post's pancreas input: load (see :func:`bilinear_core.datasets.pancreas`), preprocess, embed.
-
-    Normalises the ``spliced`` layer with the size factors the loader recorded and keeps
-    ``min(n_top_genes, n_genes)`` HVGs; computes a seeded UMAP unless the file stores one.
-    """
-    from .datasets import pancreas as load_pancreas
-
-    adata = load_pancreas()
-    adata = preprocess(adata, n_top_genes, layer="spliced", size_factor_key=adata.uns["dataset"]["size_factor_key"])
-    return embed(adata) if umap else adata
