@@ -27,6 +27,7 @@ import math
 import resource
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import _common as common
@@ -86,14 +87,15 @@ def worker(cfg: dict) -> dict:
 
     torch.set_num_threads(cfg["threads"])
     from bilinear_core.stream import H5adStream, Preprocessing, fit_stream, streaming_preprocessing
+    from bilinear_core.train import TrainSettings
 
     path, cells, device = cfg["path"], cfg.get("cells"), cfg.get("device", "cpu")
     prep_path = Path(cfg["prep"])
-    train = dict(
+    settings = TrainSettings(
         n_hidden=128, epochs=1, batch_size=cfg["batch"], lr=1e-4, seed=42, progress=False, device=device,
-        mixed_precision=cfg.get("mixed_precision", False), chunk_size=cfg["chunk"], buffer_size=cfg["buffer"],
-        prefetch=cfg.get("prefetch", 2),
+        mixed_precision=cfg.get("mixed_precision", False),
     )  # fmt: skip
+    reading = dict(chunk_size=cfg["chunk"], buffer_size=cfg["buffer"], prefetch=cfg.get("prefetch", 2))
     kind = cfg["kind"]
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimizer imports torch._dynamo: seconds
     start = time.perf_counter()
@@ -119,8 +121,9 @@ def worker(cfg: dict) -> dict:
         train_idx, val_idx = split(n)
         out["cells"] = len(train_idx)
     if kind == "stream":
-        result = fit_stream(path, "label", preprocessing=prep, train_idx=train_idx, val_idx=val_idx, **train)
-        out["loop_cells_per_s"] = result.timings["train_cells_per_s"]
+        result = fit_stream(
+            path, "label", settings=settings, preprocessing=prep, train_idx=train_idx, val_idx=val_idx, **reading
+        )
     elif kind == "memory":
         import bilinear_core as bc
 
@@ -133,17 +136,15 @@ def worker(cfg: dict) -> dict:
                 X[chunk[1] : stop] = transform(stream.read(chunk)).toarray()[: stop - chunk[1]]
             labels = stream.obs_column("label")[:n]
         start = time.perf_counter()  # time the fit, not the densifying read
-        for key in ("chunk_size", "buffer_size", "prefetch"):
-            train.pop(key)
-        bc.fit(X, labels, train_idx=train_idx, val_idx=val_idx, **train)
+        result = bc.fit(X, labels, settings=settings, train_idx=train_idx, val_idx=val_idx)
     elif kind == "ddp2":
         from bilinear_core.distributed import spawn_local
 
-        train.update(batch_size=cfg["batch"] // 2)
         result = spawn_local(
             2, path, "label", DIR / "ddp2.pt", threads=cfg["threads"], preprocessing=prep, train_idx=train_idx,
-            val_idx=val_idx, **train,
+            val_idx=val_idx, settings=replace(settings, batch_size=cfg["batch"] // 2), **reading,
         )  # fmt: skip
+    if kind in ("stream", "memory", "ddp2"):
         out["loop_cells_per_s"] = result.timings["train_cells_per_s"]
     out["seconds"] = time.perf_counter() - start
     out["peak_mib"] = common.max_rss_mib()

@@ -2,9 +2,9 @@
 
 Models: cell typing (cross-entropy on ``clusters``, weight decay 0.35) and transcriptional
 frequencies (Huber on 4 frequencies), hidden 128, batch 64, lr 1e-4, Adam + cosine annealing, 70/30
-split, trained with ``bilinear_core.train_classifier`` / ``train_regressor`` on the offline pancreas
-copy (2,000 genes → 1,984 after dropping Rpl/Rps) and with ``bilinear_core.fit`` on synthetic data of
-the post's size (3,696 cells × 10,000 genes).
+split, trained with ``bilinear_core.tl.train`` on the offline pancreas copy (2,000 genes, less the
+ribosomal protein genes) and with ``bilinear_core.fit`` on synthetic data of the post's size (3,696 cells ×
+10,000 genes).
 
 The bound: in the same process, ``torch.matmul`` of the shapes one epoch needs, timed alone —
 per batch the forward ``(64, g) @ (g, 2h)`` (left and right layers together) and the weight
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 N_CELLS, SYNTHETIC_GENES, N_CLASSES, N_FREQS = 3696, 10_000, 8, 4
-SETTINGS = dict(n_hidden=128, batch_size=64, lr=1e-4, seed=42, progress=False)
+SETTINGS = dict(n_hidden=128, batch_size=64, lr=1e-4, seed=42, progress=False)  # TrainSettings fields
 
 
 def matmul_bound(g: int, h: int, n_val: int, batch: int, repeats: int = 30) -> dict:
@@ -97,20 +97,23 @@ def problems(args):
     """(name, data, genes, fit(epochs) -> FitResult) for each benchmarked model."""
     import bilinear_core as bc
 
-    adata = bc.preprocess.pancreas(10_000, umap=False)
+    adata = bc.datasets.pancreas()
+    adata = bc.pp.preprocess(
+        adata, n_top_genes=10_000, layer="spliced", size_factor_key=adata.uns["dataset"]["size_factor_key"]
+    )
     bc.frequencies.transcriptional_frequencies(adata, n_freqs=N_FREQS)
     offline = f"pancreas offline ({adata.n_obs} × {adata.n_vars})"
     yield (
         "cell typing",
         offline,
         adata.n_vars,
-        lambda e: bc.train_classifier(adata, "clusters", weight_decay=0.35, epochs=e, **SETTINGS),
+        lambda e: bc.tl.train(adata, "clusters", weight_decay=0.35, epochs=e, **SETTINGS),
     )
     yield (
         "frequencies",
         offline,
         adata.n_vars,
-        lambda e: bc.train_regressor(adata, "X_freq", n_targets=N_FREQS, loss="huber", epochs=e, **SETTINGS),
+        lambda e: bc.tl.train(adata, "X_freq", n_targets=N_FREQS, loss="huber", epochs=e, **SETTINGS),
     )
     if args.skip_synthetic:
         return

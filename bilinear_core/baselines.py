@@ -14,7 +14,7 @@ from sklearn.metrics import f1_score, r2_score, recall_score
 from torch import nn
 
 from .checks import as_dense_float
-from .train import split_indices
+from .train import FitResult, split_indices
 
 # --------------------------------------------------------------------------------------------- splits
 
@@ -95,6 +95,27 @@ def tune_on_validation(fit_one: Callable, grid: Sequence, name: str = "param") -
     best = int(np.argmax(scores))
     table = pd.DataFrame({name: grid, "val_score": scores, "selected": np.arange(len(grid)) == best})
     return models[best], table
+
+
+def validation_score(result: FitResult) -> float:
+    """The last epoch's validation score of a :func:`~bilinear_core.train.fit` result, higher = better.
+
+    Validation accuracy for classification, minus the validation MAE for regression: the model is scored as it
+    ends training (no early stopping).
+    """
+    if result.task == "classification":
+        return float(result.history["val_accuracy"].iloc[-1])
+    return -float(result.history["val_mae"].iloc[-1])
+
+
+def select_on_validation(fits: dict, name: str = "param") -> tuple[FitResult, pd.DataFrame]:
+    """The best of fits already made, keyed by the value of the one setting they differ in.
+
+    ``fits`` maps each value (e.g. a weight decay) to its :func:`~bilinear_core.train.fit` result, scored by
+    :func:`validation_score`. Returns the best fit (the first in the order of ``fits`` on ties) and the table
+    of :func:`tune_on_validation` (columns ``name``, ``val_score``, ``selected``).
+    """
+    return tune_on_validation(lambda value: (fits[value], validation_score(fits[value])), list(fits), name)
 
 
 def _rows(X, idx):

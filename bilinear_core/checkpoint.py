@@ -40,6 +40,7 @@ def save_result(result: FitResult, path) -> Path:
         "task": result.task,
         "output_names": list(result.output_names),
         "classes": None if result.classes is None else list(result.classes),
+        "var_names": None if result.var_names is None else [str(v) for v in result.var_names],
         "settings": _plain(result.settings),
         "timings": _plain(result.timings),
     }
@@ -66,6 +67,7 @@ def load_result(path, device: str = "cpu") -> FitResult:
         task=payload["task"],
         output_names=payload["output_names"],
         classes=payload["classes"],
+        var_names=payload.get("var_names"),
         settings=payload["settings"],
         timings=payload.get("timings", {}),
     )

@@ -7,6 +7,7 @@ members at once". Everything here works on plain arrays and :class:`~bilinear_co
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from itertools import combinations
 
@@ -32,6 +33,64 @@ def parse_condition(condition: str, control: str = "control") -> tuple[str, ...]
     if len(set(members)) != len(members):
         raise ValueError(f"Condition {condition!r} names the same gene twice.")
     return members
+
+
+#: Kinds of :func:`condition_table`, in display order.
+KINDS = ("control", "single", "all members seen", "some members seen", "no member seen")
+
+
+def condition_table(conditions, control: str = "control") -> pd.DataFrame:
+    """The design of a combinatorial screen: one row per condition, indexed by its name.
+
+    ``conditions`` is ``(n,)`` condition strings, one per cell. Columns: ``members`` (tuple),
+    ``n_members``, ``n_cells`` and ``kind``, one of :data:`KINDS`: ``control``, ``single`` (one member),
+    or for a combination whether all, some or none of its members are conditions of their own (a model
+    trained on single perturbations has outputs for those). Rows are sorted by kind, then by name.
+    """
+    conditions = np.asarray(conditions).astype(str)
+    if conditions.ndim != 1 or len(conditions) == 0:
+        raise ValueError(f"conditions must be a non-empty 1-d array of strings, got shape {conditions.shape}.")
+    names, counts = np.unique(conditions, return_counts=True)
+    members = [parse_condition(str(name), control) for name in names]
+    singles = {m[0] for m in members if len(m) == 1}
+
+    def kind(m):
+        if len(m) < 2:
+            return KINDS[len(m)]
+        seen = sum(g in singles for g in m)
+        return KINDS[2] if seen == len(m) else KINDS[3] if seen else KINDS[4]
+
+    table = pd.DataFrame(
+        {
+            "members": members,
+            "n_members": [len(m) for m in members],
+            "n_cells": counts,
+            "kind": pd.Categorical([kind(m) for m in members], categories=KINDS),
+        },
+        index=pd.Index([str(name) for name in names], name="condition"),
+    )
+    return table.sort_values(["kind", "condition"])
+
+
+def member_means(table, conditions: Sequence[str], control: str = "control"):
+    """For each combination in ``conditions``, the mean of ``table``'s rows of its members.
+
+    ``table`` is a DataFrame or Series indexed by single conditions (e.g. a metric per single gene, one
+    column per model); the result, of the same kind, has one row per entry of ``conditions``: e.g. the
+    "ceiling" of a pair, what its members score on their own.
+    """
+    rows = {}
+    for condition in map(str, conditions):
+        members = list(parse_condition(condition, control))
+        missing = [m for m in members if m not in table.index]
+        if len(members) < 2 or missing:
+            problem = f"no row for member(s) {missing}" if missing else "it is not a combination 'A+B'"
+            raise ValueError(f"Cannot average the members of {condition!r}: {problem}.")
+        rows[condition] = table.loc[members].mean()
+    if isinstance(table, pd.Series):
+        return pd.Series(rows, name=table.name).rename_axis(table.index.name)
+    values = np.stack([row.to_numpy() for row in rows.values()])
+    return pd.DataFrame(values, index=pd.Index(list(rows), name=table.index.name), columns=table.columns)
 
 
 def indicator_targets(conditions, outputs: Sequence[str], control: str = "control") -> np.ndarray:
@@ -162,7 +221,11 @@ def centroid_scores(X_train, labels, X) -> tuple[np.ndarray, list[str]]:
         raise ValueError(f"X_train has {X_train.shape[0]} cells but the labels have {len(labels)} entries.")
     if X.shape[1] != X_train.shape[1]:
         raise ValueError(f"X has {X.shape[1]} genes but X_train has {X_train.shape[1]}.")
-    model = NearestCentroid().fit(X_train, labels)
+    with warnings.catch_warnings():
+        # genes constant within a class: scikit-learn warns about its shrinkage statistics, which are not used here
+        warnings.filterwarnings("ignore", message=".*within_class_std_dev_", category=UserWarning)
+        warnings.filterwarnings("ignore", message="invalid value encountered in divide", category=RuntimeWarning)
+        model = NearestCentroid().fit(X_train, labels)
     centroids = model.centroids_.astype(np.float64)
     sq = (X.astype(np.float64) ** 2).sum(1)[:, None] - 2 * X @ centroids.T + (centroids**2).sum(1)[None, :]
     return -np.sqrt(np.maximum(sq, 0.0)), [str(c) for c in model.classes_]
@@ -217,23 +280,22 @@ def subspace_overlap(A, B) -> float:
     return float((np.cos(principal_angles(A, B)) ** 2).sum() / p)
 
 
-def overlap_test(
+def overlap_null(
     modules: Modules,
     output,
     members: Sequence[str],
     candidates: Sequence[str],
     k: int = 3,
     reference: Modules | None = None,
-) -> dict:
-    """Overlap of an output's top modules with its members' top modules, against groups of other outputs.
+) -> tuple[float, np.ndarray]:
+    """Overlap of an output's top modules with its members' top modules, and the same for other groups.
 
     The observed value is :func:`subspace_overlap` of ``output``'s ``k`` top modules (by
     ``|eigenvalue|``) in ``modules`` with the span of all ``members``' ``k`` top modules in
     ``reference`` (default ``modules``; another model's modules are compared in gene space). The null
     puts in the members' place every ``len(members)``-subset of ``candidates`` (outputs of
-    ``reference``) that shares no output with ``members`` and is not ``output``. Returns ``k``,
-    ``overlap``, ``null_mean``, ``null_sd``, ``null_max``, ``n_null`` and ``p_value`` = (1 + #null ≥
-    observed) / (1 + n_null).
+    ``reference``) that shares no output with ``members`` and is not ``output``, in
+    :func:`itertools.combinations` order. Returns ``(observed, null)``, ``null`` of shape ``(n_null,)``.
     """
     reference = modules if reference is None else reference
     if list(reference.var_names) != list(modules.var_names):
@@ -248,7 +310,23 @@ def overlap_test(
     null = np.array([overlap_with(group) for group in combinations(pool, len(members))])
     if null.size == 0:
         raise ValueError(f"No null groups: candidates {list(candidates)} leave fewer than {len(members)} outputs.")
-    observed = overlap_with(members)
+    return overlap_with(members), null
+
+
+def overlap_test(
+    modules: Modules,
+    output,
+    members: Sequence[str],
+    candidates: Sequence[str],
+    k: int = 3,
+    reference: Modules | None = None,
+) -> dict:
+    """:func:`overlap_null` summarised: is the members' overlap higher than other groups'?
+
+    Returns ``k``, ``overlap`` (observed), ``null_mean``, ``null_sd``, ``null_max``, ``n_null`` and
+    ``p_value`` = (1 + #null ≥ observed) / (1 + n_null).
+    """
+    observed, null = overlap_null(modules, output, members, candidates, k, reference)
     return {
         "k": int(k),
         "overlap": observed,

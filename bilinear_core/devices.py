@@ -14,15 +14,22 @@ def _mps_available() -> bool:
     return bool(mps is not None and mps.is_available())
 
 
+def check_device(device: str | torch.device) -> str:
+    """The device's name, or a ``ValueError`` for a name that is none of ``DEVICES`` (``"cuda:N"`` allowed)."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    kind, _, index = device.partition(":") if isinstance(device, str) else (None, "", "")
+    if kind not in DEVICES or (index and not index.isdigit()):
+        raise ValueError(f"device must be one of {DEVICES} (optionally 'cuda:N'), got {device!r}.")
+    return device
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → CUDA if available, else MPS, else CPU; ``"cpu"``, ``"cuda"`` (or ``"cuda:1"``), ``"mps"`` as named.
 
     Raises ``ValueError`` for an unknown name and ``RuntimeError`` when the named device is not usable here.
     """
-    if isinstance(device, torch.device):
-        device = str(device)
-    if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES} (optionally 'cuda:N'), got {device!r}.")
+    device = check_device(device)
     kind = device.split(":")[0]
     if kind == "auto":
         if torch.cuda.is_available():

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import socket
+from dataclasses import replace
 from datetime import timedelta
 
 import torch
@@ -25,11 +26,11 @@ from torch.nn.parallel import DistributedDataParallel
 from .checkpoint import load_result, save_result
 from .devices import resolve_device
 from .stream import BUFFER_SIZE, CHUNK_SIZE, H5adStream, fit_stream, streaming_preprocessing
-from .train import FitResult
+from .train import SETTING_NAMES, FitResult, TrainSettings
 
 
 class _DDPGroup:
-    """The initialised default process group, as :func:`bilinear_core.stream.fit_stream` uses it."""
+    """The initialised default process group, as :func:`bilinear_core.train.train_model` uses it."""
 
     def __init__(self, device: torch.device):
         self.rank, self.world_size, self.device = dist.get_rank(), dist.get_world_size(), device
@@ -45,19 +46,26 @@ class _DDPGroup:
 
 
 def fit_distributed(
-    files, target_key: str, *, out=None, device: str = "auto", preprocessing="normalize_log1p", **kwargs
+    files,
+    target_key: str,
+    *,
+    out=None,
+    settings: TrainSettings | None = None,
+    preprocessing="normalize_log1p",
+    **kwargs,
 ) -> FitResult:
     """:func:`bilinear_core.stream.fit_stream` in every process of a torchrun launch; rank 0 saves to ``out``.
 
-    Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` from the environment
-    (torchrun sets them) unless a process group is already initialised. The preprocessing statistics
-    (a streaming pass) are computed on rank 0 and sent to the others; pass a
-    :class:`~bilinear_core.stream.Preprocessing` to skip that pass. ``batch_size`` is per rank.
-    Chunks holding training cells are dealt round-robin to the ranks each epoch and every rank takes as
-    many steps as the rank with the fewest cells, so up to a chunk per rank is skipped in an epoch (a
-    different one each epoch when shuffling).
+    ``settings`` and ``kwargs`` as for :func:`~bilinear_core.stream.fit_stream` (``batch_size`` is per
+    rank). Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` from the
+    environment (torchrun sets them) unless a process group is already initialised. The preprocessing
+    statistics (a streaming pass) are computed on rank 0 and sent to the others; pass a
+    :class:`~bilinear_core.stream.Preprocessing` to skip that pass. Chunks holding training cells are
+    dealt round-robin to the ranks each epoch and every rank takes as many steps as the rank with the
+    fewest cells, so up to a chunk per rank is skipped in an epoch (a different one each epoch when shuffling).
     """
-    dev = resolve_device(device)
+    settings = TrainSettings.resolve(settings, **{k: kwargs.pop(k) for k in SETTING_NAMES if k in kwargs})
+    dev = resolve_device(settings.device)
     if dev.type == "mps":
         raise ValueError("DDP does not run on MPS; use device='cpu'.")
     if dev.type == "cuda":
@@ -89,11 +97,12 @@ def fit_distributed(
                         stream,
                         n_top_genes=n_top_genes,
                         chunk_size=kwargs.get("chunk_size", CHUNK_SIZE),
-                        progress=kwargs.get("progress", True),
+                        progress=settings.progress,
                     )
 
             preprocessing = _on_rank0(group.rank, statistics)
-        result = fit_stream(files, target_key, device=dev, preprocessing=preprocessing, _group=group, **kwargs)
+        settings = replace(settings, device=dev)
+        result = fit_stream(files, target_key, settings=settings, preprocessing=preprocessing, _group=group, **kwargs)
         if out is not None:
             _on_rank0(group.rank, lambda: save_result(result, out))
         dist.barrier()
@@ -175,12 +184,15 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    settings = TrainSettings(
+        task=a.task, n_hidden=a.n_hidden, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+        weight_decay=a.weight_decay, loss=a.loss, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
+        mixed_precision=a.mixed_precision, progress=not a.no_progress,
+    )  # fmt: skip
     result = fit_distributed(
-        a.files, a.target, out=a.out, device=a.device, task=a.task, loss=a.loss, layer=a.layer,
-        preprocessing="none" if a.no_normalize else "normalize_log1p", n_top_genes=a.n_top_genes,
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, n_hidden=a.n_hidden,
-        val_fraction=a.val_fraction, seed=a.seed, chunk_size=a.chunk_size, buffer_size=a.buffer_size,
-        shuffle=not a.no_shuffle, prefetch=a.prefetch, mixed_precision=a.mixed_precision, progress=not a.no_progress,
+        a.files, a.target, out=a.out, settings=settings, layer=a.layer, n_top_genes=a.n_top_genes,
+        preprocessing="none" if a.no_normalize else "normalize_log1p", chunk_size=a.chunk_size,
+        buffer_size=a.buffer_size, shuffle=not a.no_shuffle, prefetch=a.prefetch,
     )  # fmt: skip
     if int(os.environ.get("RANK", 0)) == 0:
         last = result.history.iloc[-1].to_dict()

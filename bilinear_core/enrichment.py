@@ -1,10 +1,11 @@
 """Over-representation analysis of gene lists against local gene-set libraries (no network).
 
-Libraries come from two places: Enrichr's own files shipped in PyPI packages (see
-:data:`PACKAGED_LIBRARIES`: ``blitzgsea``, Apache-2.0, is preferred where it has the library) and GMT files
-in ``<data dir>/genesets`` or the data dir itself (any ``NAME.gmt`` you add). :data:`POST_STAND_INS` says
-which local file stands for each of the post's seven Enrichr libraries; :data:`MOUSE_LIBRARIES` is that set
-(the pancreas chapters), :data:`HUMAN_LIBRARIES` its human counterpart (A549, K562). Genes are matched
+Libraries are read by :mod:`bilinear_core.datasets.genesets` from two places: Enrichr's own files shipped in the
+PyPI package ``blitzgsea`` (Apache-2.0; see :data:`~bilinear_core.datasets.genesets.PACKAGED_LIBRARIES`) and GMT
+files in ``<data dir>/genesets`` or the data dir itself (any ``NAME.gmt`` you add).
+:data:`~bilinear_core.datasets.genesets.POST_STAND_INS` says which local file stands for each of the post's seven
+Enrichr libraries; :data:`~bilinear_core.datasets.genesets.MOUSE_LIBRARIES` is that set (the pancreas chapters),
+:data:`~bilinear_core.datasets.genesets.HUMAN_LIBRARIES` its human counterpart (A549, K562). Genes are matched
 upper-cased on both sides: for mouse genes against human-symbol libraries that is the usual first
 approximation of 1:1 orthologs; Enrichr's mouse libraries are written in upper case already.
 """
@@ -52,15 +53,17 @@ def enrich(
     genes
         Gene symbols (any case; matched upper-cased).
     libraries
-        Library names (see :func:`available_libraries`) or ``{name: {term: genes}}`` dicts; default
-        ``DEFAULT_LIBRARIES``, or the post's :data:`POST_LIBRARIES` with ``online=True``.
+        Library names (see :func:`~bilinear_core.datasets.genesets.available_libraries`) or
+        ``{name: {term: genes}}`` dicts; default ``DEFAULT_LIBRARIES``, or the post's
+        :data:`~bilinear_core.datasets.genesets.POST_LIBRARIES` with ``online=True``.
     background
         Universe of genes; ``None`` uses every gene of each library (Enrichr's default).
     cutoff, top
         Keep terms with adjusted p ≤ ``cutoff`` and the ``top`` smallest adjusted p overall
         (``cutoff=1, top=None`` returns every term with at least one hit).
     online
-        Query the Enrichr web service instead (needs internet), e.g. with :data:`POST_LIBRARIES`.
+        Query the Enrichr web service instead (needs internet), e.g. with
+        :data:`~bilinear_core.datasets.genesets.POST_LIBRARIES`.
 
     Returns
     -------

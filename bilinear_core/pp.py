@@ -1,6 +1,8 @@
-"""The post's preprocessing: drop ribosomal genes, normalise, log1p, highly variable genes."""
+"""The post's preprocessing: drop ribosomal protein genes, normalise, log1p, highly variable genes."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import scanpy as sc
@@ -9,13 +11,29 @@ from scipy import sparse
 
 from .checks import check_finite, check_min_cells, get_obs_column
 
-RIBOSOMAL_PREFIXES = ("Rpl", "Rps", "RPL", "RPS")
+#: Ribosomal protein genes in HGNC (human, ``RPL5``) or MGI (mouse, ``Rpl5``) spelling: ``RPL``/``RPS`` and a
+#: number with the paralog and variant suffixes ``A``, ``L``, ``X``, ``Y`` and a digit (``RPL10A``, ``RPL36AL``,
+#: ``RPL22L1``, ``RPS4X``, ``RPS4Y1``, ``Rps3a1``) or mouse's retrogene ``rt`` (``Rps27rt``); ``RPLP0``-``RPLP2``;
+#: ``RPSA``; and their processed pseudogenes (HGNC ``RPL21P28``, MGI ``Rpl10-ps3``), which hold copies of the parent
+#: gene's sequence. Not matched: the kinases ``RPS6KA1``, ``RPS6KB1``, ``RPS6KC1``, ``RPS6KL1`` and ``RPS19BP1``
+#: (a digit followed by other letters), lncRNAs such as ``RPL34-DT``, mitochondrial ``MRPL``/``MRPS``.
+RIBOSOMAL_PATTERN = re.compile(r"(?:RP[LS]|Rp[ls])(?i:(?:\d+(?:[AXY]?L?\d?|RT)|P\d|A)(?:P\d+|-PS\d+)?)")
 
 
-def drop_genes(adata: AnnData, prefixes=RIBOSOMAL_PREFIXES) -> AnnData:
-    """A copy of ``adata`` without genes whose name starts with one of ``prefixes``."""
-    keep = ~adata.var_names.str.startswith(tuple(prefixes))
-    return adata[:, keep].copy()
+def ribosomal_genes(var_names) -> np.ndarray:
+    """``(genes,)`` bool mask of the ribosomal protein genes among ``var_names`` (see :data:`RIBOSOMAL_PATTERN`)."""
+    return np.array([RIBOSOMAL_PATTERN.fullmatch(str(name)) is not None for name in var_names], dtype=bool)
+
+
+def drop_genes(adata: AnnData, drop=None) -> AnnData:
+    """A copy of ``adata`` without the genes where the ``(genes,)`` bool mask ``drop`` is true.
+
+    ``drop=None`` drops the ribosomal protein genes (:func:`ribosomal_genes`).
+    """
+    drop = ribosomal_genes(adata.var_names) if drop is None else np.asarray(drop, dtype=bool)
+    if drop.shape != (adata.n_vars,):
+        raise ValueError(f"drop must be a bool mask of shape ({adata.n_vars},) (one per gene), got {drop.shape}.")
+    return adata[:, ~drop].copy()
 
 
 def normalize_log1p(adata: AnnData, layer: str | None = "spliced", size_factor_key: str | None = None) -> AnnData:
@@ -49,18 +67,18 @@ def preprocess(
     n_top_genes: int = 10_000,
     layer: str | None = "spliced",
     size_factor_key: str | None = None,
-    drop_prefixes=RIBOSOMAL_PREFIXES,
+    drop_ribosomal: bool = True,
     min_cells: int = 20,
 ) -> AnnData:
-    """The post's pipeline on a copy: drop Rpl/Rps, normalise + log1p ``layer``, keep HVGs.
+    """The post's pipeline on a copy: drop ribosomal protein genes, normalise + log1p ``layer``, keep HVGs.
 
-    Keeps ``min(n_top_genes, n_genes)`` highly variable genes (scanpy's ``seurat`` flavour on
-    the log data, ``subset=True``); if that is every gene, all are kept. Records the steps in
-    ``adata.uns["preprocessing"]``.
+    Ribosomal protein genes (:func:`ribosomal_genes`) are dropped unless ``drop_ribosomal=False``. Keeps
+    ``min(n_top_genes, n_genes)`` highly variable genes (scanpy's ``seurat`` flavour on the log data,
+    ``subset=True``); if that is every gene, all are kept. Records the steps in ``adata.uns["preprocessing"]``.
     """
     check_min_cells(adata.n_obs, min_cells, "Preprocessing")
     n_in = adata.n_vars
-    adata = drop_genes(adata, drop_prefixes)
+    adata = drop_genes(adata) if drop_ribosomal else adata.copy()
     n_dropped = n_in - adata.n_vars
     normalize_log1p(adata, layer, size_factor_key)
     n_hvg = min(int(n_top_genes), adata.n_vars)

@@ -211,3 +211,25 @@ def module_stability(runs: Sequence[Modules], module: int = 0, n_genes: int | No
             )
         )  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def stability_table(
+    runs: dict, by: str = "varied", modules: dict | None = None, n_genes: int | None = None
+) -> pd.DataFrame:
+    """:func:`module_stability` of several sets of runs, stacked into one table.
+
+    ``runs`` maps a label (what differs within the set: ``"seed"``, ``"split"``, a weight decay, …) to the
+    :class:`~bilinear_core.interpret.Modules` of that set's runs; the label fills column ``by``. ``modules``
+    maps names to module indices (e.g. ``{"0": 0, "last": -1}``), named in column ``module_name``; by default
+    module 0 alone, without that column. Rows: per set, per module, per output.
+    """
+    named = modules is not None
+    modules = {"0": 0} if modules is None else modules
+    if not runs or not modules:
+        raise ValueError("Give at least one set of runs and one module.")
+    frames = []
+    for label, members in runs.items():
+        for name, module in modules.items():
+            table = module_stability(members, module=module, n_genes=n_genes).assign(**{by: label})
+            frames.append(table.assign(module_name=name) if named else table)
+    return pd.concat(frames, ignore_index=True)

@@ -14,7 +14,7 @@ the batches are exactly those of :func:`~bilinear_core.train.fit` with the same 
 from __future__ import annotations
 
 import contextlib
-import time
+import numbers
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -27,23 +27,21 @@ import torch
 from anndata import AnnData
 from anndata.io import read_elem
 from scipy import sparse
-from torch import nn
 from tqdm import tqdm
 
 from .checks import check_min_cells
-from .devices import autocast, resolve_device
-from .model import BilinearMLP
-from .pp import RIBOSOMAL_PREFIXES
+from .devices import resolve_device
+from .pp import ribosomal_genes
 from .train import (
     MIN_CELLS,
+    Batches,
     FitResult,
-    _encode_targets,
-    _metric_sum,
-    check_settings,
-    fit_settings,
-    optimization,
+    SingleProcess,
+    TrainSettings,
+    check_positive_integers,
+    encode_targets,
     resolve_split,
-    set_seed,
+    train_model,
 )
 
 CHUNK_SIZE = 8_192
@@ -245,7 +243,7 @@ class Preprocessing:
 
     ``genes``: the model's input genes, in order. With ``normalize`` each cell's counts are divided by
     its total over ``counted_genes`` (all genes when ``None``) and multiplied by ``target_sum`` (the
-    median total, as :func:`bilinear_core.preprocess.normalize_log1p`), then ``log1p``; without it the
+    median total, as :func:`bilinear_core.pp.normalize_log1p`), then ``log1p``; without it the
     stored values are used as they are. ``gene_stats`` (not saved) holds the per-gene mean, dispersion
     and normalised dispersion of the HVG selection.
     """
@@ -302,21 +300,22 @@ def streaming_preprocessing(
     *,
     n_top_genes: int | None = None,
     normalize: bool = True,
-    drop_prefixes=RIBOSOMAL_PREFIXES,
+    drop_ribosomal: bool = True,
     layer: str | None = None,
     chunk_size: int = CHUNK_SIZE,
     progress: bool = True,
 ) -> Preprocessing:
     """One streaming pass: per-cell totals (size factors) and per-gene mean/variance, then HVGs.
 
-    Mirrors :func:`bilinear_core.preprocess.preprocess`: genes starting with ``drop_prefixes`` are
-    dropped, totals are summed over the remaining genes, the target is their median, and the
+    Mirrors :func:`bilinear_core.pp.preprocess`: the ribosomal protein genes
+    (:func:`~bilinear_core.pp.ribosomal_genes`) are dropped unless ``drop_ribosomal=False``, totals are
+    summed over the remaining genes, the target is their median, and the
     ``n_top_genes`` highly variable genes are chosen as scanpy's ``seurat`` flavour does (20 bins of
     log mean, normalised log dispersion of the normalised counts). ``n_top_genes=None`` keeps all genes.
     """
     with _as_stream(files, layer) as stream:
         var_names = stream.var_names
-        kept = ~var_names.str.startswith(tuple(drop_prefixes)) if drop_prefixes else np.ones(len(var_names), bool)
+        kept = ~ribosomal_genes(var_names) if drop_ribosomal else np.ones(len(var_names), bool)
         n_cells, g = stream.n_obs, len(var_names)
         totals = np.empty(n_cells)
         s1, s2 = np.zeros(g), np.zeros(g)  # Σ c/total and Σ (c/total)² per gene; × target (²) afterwards
@@ -382,18 +381,6 @@ def _as_stream(files, layer):
 
 
 # ---------------------------------------------------------------------------------------------------- batches
-class _SingleProcess:
-    """The process group of one process: no wrapping, sums are local."""
-
-    rank, world_size = 0, 1
-
-    def wrap(self, model: nn.Module) -> nn.Module:
-        return model
-
-    def all_sum(self, values: list[float]) -> list[float]:
-        return values
-
-
 def _epoch_chunks(chunks, counts, shuffle: bool, rng: np.random.Generator, rank: int, world: int):
     """This rank's chunks for one epoch and every rank's number of training cells.
 
@@ -475,39 +462,101 @@ def _dense_on(X: sparse.csr_matrix, device: torch.device) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------------- training
+class StreamSource:
+    """Training batches and validation cells read from an open :class:`H5adStream`, for
+    :func:`~bilinear_core.train.train_model`.
+
+    The rows are cut into chunks of ``chunk_size``; each epoch the chunks holding training cells are
+    dealt round-robin (in a seeded order with ``shuffle``) to the ``world_size`` processes, read
+    ``prefetch`` chunks ahead in a thread, normalised by ``preprocessing`` into a shuffle buffer of
+    ``buffer_size`` cells and cut into batches densified on ``device``. Every process takes as many steps
+    as the one with the fewest training cells. Validation reads the chunks that hold validation cells.
+    """
+
+    def __init__(
+        self,
+        stream: H5adStream,
+        preprocessing: Preprocessing,
+        targets: torch.Tensor,
+        train_idx: np.ndarray,
+        val_idx: np.ndarray,
+        settings: TrainSettings,
+        device: torch.device,
+        *,
+        shuffle: bool = True,
+        chunk_size: int = CHUNK_SIZE,
+        buffer_size: int = BUFFER_SIZE,
+        prefetch: int = 2,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.stream, self.targets, self.device = stream, targets, device
+        self.transform = preprocessing.bind(stream.var_names)
+        self.shuffle, self.buffer_size, self.prefetch = shuffle, buffer_size, prefetch
+        self.batch_size, self.rank, self.world_size = settings.batch_size, rank, world_size
+        self.table = stream.chunks(chunk_size)
+        starts = stream.offsets[self.table[:, 0]] + self.table[:, 1]
+        stops = stream.offsets[self.table[:, 0]] + self.table[:, 2]
+        self.train_in, self.val_in = (
+            [cells[a:b] for a, b in zip(np.searchsorted(cells, starts), np.searchsorted(cells, stops))]
+            for cells in (train_idx, val_idx)
+        )
+        self.train_counts = np.array([len(c) for c in self.train_in])
+        if (self.train_counts > 0).sum() < world_size:
+            suggestion = max(1, len(train_idx) // (4 * world_size))
+            raise ValueError(
+                f"{int((self.train_counts > 0).sum())} chunk(s) of {chunk_size} rows hold training cells, fewer than "
+                f"the {world_size} processes: lower chunk_size (e.g. to {suggestion})."
+            )
+        self.n_train, self.name = len(train_idx), f"bilinear {settings.task} (streaming)"
+        self.chunk_rng = np.random.default_rng(settings.seed)
+        self.generator = torch.Generator().manual_seed(settings.seed + rank)
+
+    def train_batches(self) -> Batches:
+        mine, per_rank = _epoch_chunks(
+            self.table, self.train_counts, self.shuffle, self.chunk_rng, self.rank, self.world_size
+        )
+        steps = min(-(-c // self.batch_size) for c in per_rank)  # every rank takes the same number of steps
+        batches = _batches(
+            self.stream, self.transform, self.table, mine, self.train_in, self.batch_size, self.buffer_size,
+            self.shuffle, self.generator, self.prefetch,
+        )  # fmt: skip
+        try:
+            for _, (cells, X) in zip(range(steps), batches):
+                yield _dense(X, self.device), self.targets[cells].to(self.device)
+        finally:
+            batches.close()  # stops the reader thread
+
+    def val_batches(self, batch: int = 2048) -> Batches:
+        for k in range(self.rank, len(self.val_in), self.world_size):
+            cells = self.val_in[k]
+            if len(cells):
+                X = self.stream.read_cells(self.table[k], cells, self.transform)
+                for a in range(0, len(cells), batch):
+                    yield _dense(X[a : a + batch], self.device), self.targets[cells[a : a + batch]].to(self.device)
+
+
 def fit_stream(
     files,
     target_key: str,
     *,
-    task: str = "classification",
+    settings: TrainSettings | None = None,
     layer: str | None = None,
     preprocessing: Preprocessing | str = "normalize_log1p",
     n_top_genes: int | None = None,
-    n_hidden: int = 128,
-    epochs: int = 100,
-    batch_size: int = 64,
-    lr: float = 1e-4,
-    weight_decay: float = 0.0,
-    decoupled_weight_decay: bool = False,
-    loss: str = "huber",
-    val_fraction: float = 0.3,
     train_idx: np.ndarray | None = None,
     val_idx: np.ndarray | None = None,
-    seed: int = 42,
-    dropout: float = 0.0,
-    bias: bool = False,
     shuffle: bool = True,
     chunk_size: int = CHUNK_SIZE,
     buffer_size: int = BUFFER_SIZE,
     prefetch: int = 2,
-    device: str = "auto",
-    mixed_precision: bool = False,
-    progress: bool = True,
     _group=None,
+    **hyperparameters,
 ) -> FitResult:
     """Train a :class:`~bilinear_core.model.BilinearMLP` on cells streamed from ``.h5ad`` files.
 
-    The same training as :func:`~bilinear_core.train.fit`, which holds the data in memory.
+    The training of :func:`~bilinear_core.train.fit` (same settings, same loop, same split for the same
+    seed), with the cells read from disk instead of memory.
 
     Parameters
     ----------
@@ -515,157 +564,66 @@ def fit_stream(
         A path, an AnnData (backed or not), or a list of them, read as one data set (same genes, same order).
     target_key
         ``obs`` column of class labels (classification), or ``obsm`` key / numeric ``obs`` column (regression).
-    preprocessing
+    settings, hyperparameters
+        A :class:`~bilinear_core.train.TrainSettings` and/or its fields as keywords, as in
+        :func:`~bilinear_core.train.fit`; batches are densified on ``device``.
+    layer
+        Read this layer instead of ``X``.
+    preprocessing, n_top_genes
         ``"normalize_log1p"`` (default): a first streaming pass computes size factors and, with
         ``n_top_genes``, the HVGs (see :func:`streaming_preprocessing`); ``"none"``: the stored values,
         all genes; or a :class:`Preprocessing` computed before.
+    train_idx, val_idx
+        A fixed split; otherwise ``settings.val_fraction`` of the cells are held out with ``settings.seed``.
     shuffle, chunk_size, buffer_size
         Chunks of ``chunk_size`` rows in a seeded random order, batches drawn from a seeded permutation of a
         buffer of at most ``buffer_size`` cells (plus one chunk). ``shuffle=False``: file order.
     prefetch
         Chunks read and normalised ahead in a background thread, overlapping with training (0: none).
-    device, mixed_precision
-        As in :func:`~bilinear_core.train.fit`; batches are densified on the device.
 
     Notes
     -----
-    Other parameters are those of :func:`~bilinear_core.train.fit` (same defaults, same split for the same seed).
     Validation runs after every epoch over the chunks that hold validation cells: with the default random
     split that is every chunk, so for large data pass a contiguous ``val_idx`` (e.g. the last file's cells).
-    The result's ``settings["var_names"]`` are the model's input genes and ``settings["preprocessing"]``
-    the :class:`Preprocessing` as a dict.
+    The result's ``var_names`` (and ``settings["var_names"]``) are the model's input genes and
+    ``settings["preprocessing"]`` the :class:`Preprocessing` as a dict.
     """
-    group = _group or _SingleProcess()
-    check_settings(task, loss, epochs=epochs, batch_size=batch_size, chunk_size=chunk_size)
-    dev = resolve_device(device)
+    settings = TrainSettings.resolve(settings, **hyperparameters)
+    check_positive_integers(chunk_size=chunk_size, buffer_size=buffer_size)
+    if isinstance(prefetch, bool) or not isinstance(prefetch, numbers.Integral) or prefetch < 0:
+        raise ValueError(f"prefetch must be an integer of at least 0, got {prefetch!r}.")
+    if isinstance(preprocessing, str) and preprocessing not in ("normalize_log1p", "none"):
+        raise ValueError(f"preprocessing must be 'normalize_log1p', 'none' or a Preprocessing, got {preprocessing!r}.")
+    if n_top_genes is not None and not (isinstance(preprocessing, str) and preprocessing == "normalize_log1p"):
+        raise ValueError(
+            "n_top_genes needs preprocessing='normalize_log1p' (the statistics pass); a given Preprocessing's "
+            "genes are the model's."
+        )
+    group = _group or SingleProcess()
+    dev = resolve_device(settings.device)
     with _as_stream(files, layer) as stream:
         n = stream.n_obs
         check_min_cells(n, MIN_CELLS, "Training")
-        if isinstance(preprocessing, str):
-            if preprocessing not in ("normalize_log1p", "none"):
-                raise ValueError(
-                    f"preprocessing must be 'normalize_log1p', 'none' or a Preprocessing, got {preprocessing!r}."
-                )
-            if preprocessing == "none":
-                if n_top_genes is not None:
-                    raise ValueError("n_top_genes needs preprocessing='normalize_log1p' (the statistics pass).")
-                prep = Preprocessing(genes=list(stream.var_names), normalize=False)
-            else:
-                prep = streaming_preprocessing(
-                    stream, n_top_genes=n_top_genes, chunk_size=chunk_size, progress=progress and group.rank == 0
-                )
+        if preprocessing == "none":
+            prep = Preprocessing(genes=list(stream.var_names), normalize=False)
+        elif isinstance(preprocessing, str):
+            progress = settings.progress and group.rank == 0
+            prep = streaming_preprocessing(stream, n_top_genes=n_top_genes, chunk_size=chunk_size, progress=progress)
         else:
-            if n_top_genes is not None:
-                raise ValueError("n_top_genes is not used with a given Preprocessing: its genes are the model's.")
             prep = preprocessing
-        transform = prep.bind(stream.var_names)
+        task = settings.task
         labels = stream.obs_column(target_key) if task == "classification" else stream.targets(target_key)
-        targets, classes, names = _encode_targets(labels, task, n)
-        train_idx, val_idx = resolve_split(targets, task, train_idx, val_idx, val_fraction, seed)
-        train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
-
-        set_seed(seed)
-        torch.set_flush_denormal(True)
-        model = BilinearMLP(transform.n_genes, n_hidden, len(names), dropout=dropout, bias=bias).to(dev)
-        optimizer, scheduler, criterion = optimization(
-            model, task, loss, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
-            epochs=epochs,
+        targets, names, classes = encode_targets(labels, task, n)
+        train_idx, val_idx = (np.sort(idx) for idx in resolve_split(targets, settings, train_idx, val_idx))
+        reading = dict(shuffle=shuffle, chunk_size=chunk_size, buffer_size=buffer_size, prefetch=prefetch)
+        source = StreamSource(
+            stream, prep, targets, train_idx, val_idx, settings, dev, **reading, rank=group.rank,
+            world_size=group.world_size,
         )  # fmt: skip
-
-        chunks = stream.chunks(chunk_size)
-        starts = stream.offsets[chunks[:, 0]] + chunks[:, 1]
-        stops = stream.offsets[chunks[:, 0]] + chunks[:, 2]
-        train_in = [
-            train_idx[a:b] for a, b in zip(np.searchsorted(train_idx, starts), np.searchsorted(train_idx, stops))
-        ]
-        val_in = [val_idx[a:b] for a, b in zip(np.searchsorted(val_idx, starts), np.searchsorted(val_idx, stops))]
-        train_counts = np.array([len(c) for c in train_in])
-        if (train_counts > 0).sum() < group.world_size:
-            suggestion = max(1, len(train_idx) // (4 * group.world_size))
-            raise ValueError(
-                f"{int((train_counts > 0).sum())} chunk(s) of {chunk_size} rows hold training cells, fewer than the "
-                f"{group.world_size} processes: lower chunk_size (e.g. to {suggestion})."
-            )
-        net = group.wrap(model)
-        chunk_rng = np.random.default_rng(seed)
-        generator = torch.Generator().manual_seed(seed + group.rank)
-        metric = "accuracy" if task == "classification" else "mae"
-        rows, cells_seen, seconds = [], 0, 0.0
-        bar = tqdm(
-            total=epochs * len(train_idx), desc=f"bilinear {task} (streaming)", unit="cell", unit_scale=True,
-            disable=not progress or group.rank != 0,
-        )  # fmt: skip
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            net.train()
-            mine, per_rank = _epoch_chunks(chunks, train_counts, shuffle, chunk_rng, group.rank, group.world_size)
-            steps = min(-(-c // batch_size) for c in per_rank)  # every rank takes the same number of steps
-            loss_sum, metric_sum, seen = 0.0, 0.0, 0
-            batches = _batches(
-                stream, transform, chunks, mine, train_in, batch_size, buffer_size, shuffle, generator, prefetch
-            )
-            for _, (cells, X) in zip(range(steps), batches):
-                xb, yb = _dense(X, dev), targets[cells].to(dev)
-                with autocast(dev, mixed_precision):
-                    out = net(xb)
-                    batch_loss = criterion(out, yb)
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss.backward()
-                optimizer.step()
-                loss_sum += batch_loss.item() * len(cells)
-                metric_sum += _metric_sum(out.detach(), yb, task)
-                seen += len(cells)
-                bar.update(len(cells) * group.world_size)
-            batches.close()
-            scheduler.step()
-            seconds += time.perf_counter() - start
-            cells_seen += seen
-            val = _evaluate(
-                model, stream, transform, chunks, val_in, targets, criterion, task, dev, mixed_precision, group
-            )
-            loss_sum, metric_sum, seen = group.all_sum([loss_sum, metric_sum, float(seen)])
-            rows.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": loss_sum / seen,
-                    "val_loss": val[0],
-                    f"train_{metric}": metric_sum / seen,
-                    f"val_{metric}": val[1],
-                }
-            )
-            bar.set_postfix(val_loss=f"{val[0]:.4g}", **{f"val_{metric}": f"{val[1]:.3f}"})
-        bar.close()
-    model.eval()
-    settings = fit_settings(
-        task, loss, train_idx, val_idx, dev, n_hidden=n_hidden, epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay, seed=seed, dropout=dropout,
-        bias=bias, mixed_precision=mixed_precision, streaming=True, shuffle=shuffle, chunk_size=chunk_size,
-        buffer_size=buffer_size, prefetch=prefetch, world_size=group.world_size, files=[s.name for s in stream.sources],
+        model, history, timings = train_model(source, settings, len(prep.genes), len(names), dev, group=group)
+        files = [s.name for s in stream.sources]
+    record = settings.record(
+        len(train_idx), len(val_idx), dev, streaming=True, **reading, world_size=group.world_size, files=files,
         var_names=list(prep.genes), preprocessing=prep.to_dict(),
     )  # fmt: skip
-    timings = {"train_cells_per_s": cells_seen * group.world_size / max(seconds, 1e-12)}
-    return FitResult(
-        model, pd.DataFrame(rows), train_idx, val_idx, task, names, classes, list(prep.genes), settings, timings
-    )
-
-
-def _evaluate(
-    model, stream, transform, table, val_in, targets, criterion, task, dev, mixed_precision, group, batch=2048
-):
-    """Validation loss and metric over this rank's share of the validation chunks, summed over ranks."""
-    model.eval()
-    loss_sum, metric_sum, seen = 0.0, 0.0, 0
-    with torch.no_grad(), autocast(dev, mixed_precision):
-        for k in range(group.rank, len(val_in), group.world_size):
-            cells = val_in[k]
-            if not len(cells):
-                continue
-            X = stream.read_cells(table[k], cells, transform)
-            for a in range(0, len(cells), batch):
-                out = model(_dense(X[a : a + batch], dev))
-                yb = targets[cells[a : a + batch]].to(dev)
-                loss_sum += criterion(out, yb).item() * len(yb)
-                metric_sum += _metric_sum(out, yb, task)
-                seen += len(yb)
-    loss_sum, metric_sum, seen = group.all_sum([loss_sum, metric_sum, float(seen)])
-    return (loss_sum / seen, metric_sum / seen) if seen else (np.nan, np.nan)
+    return FitResult(model, history, train_idx, val_idx, task, names, classes, list(prep.genes), record, timings)

@@ -20,7 +20,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .checks import get_matrix, get_obs_column
-from .interpret import Modules, eigendecompose, orient_modules
+from .interpret import Modules, eigendecompose, module_scores, orient_modules
 from .train import FitResult, fit
 
 SPLIT_LABELS = ("train", "validation")
@@ -39,12 +39,12 @@ def target_values(adata: AnnData, target, task: str | None = None, n_targets: in
         values = values if n_targets is None else values[:, :n_targets]
         task = task or "regression"
     elif isinstance(target, str):
-        column = get_obs_column(adata, target) if target in adata.obs else None
-        if column is None:
+        if target not in adata.obs:
             raise KeyError(
                 f"Target {target!r} is neither in adata.obsm ({sorted(adata.obsm)}) "
                 f"nor in adata.obs ({list(adata.obs.columns)})."
             )
+        column = adata.obs[target]
         numeric = pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype, pd.CategoricalDtype)
         task = task or ("regression" if numeric else "classification")
         values = pd.Categorical(column) if task == "classification" else column.to_numpy(dtype=np.float64)
@@ -136,7 +136,8 @@ def modules(
         raise ValueError(f"n_modules must be a positive integer, got {n_modules!r}.")
     leading = mods.eigenvectors[:, :, :k].astype(np.float32)  # (outputs, genes, modules)
     adata.varm[f"{key_added}_modules"] = np.ascontiguousarray(leading.transpose(1, 0, 2))
-    adata.obsm[f"{key_added}_scores"] = np.einsum("ng,tgk->ntk", X, leading)
+    scores = [module_scores(X, mods, output, k) for output in range(len(mods.output_names))]
+    adata.obsm[f"{key_added}_scores"] = np.stack(scores, axis=1)
     adata.uns.setdefault(key_added, {})
     adata.uns[key_added].update(eigenvalues=mods.eigenvalues, output_names=list(mods.output_names))
     return mods

@@ -11,8 +11,9 @@ _spec.loader.exec_module(api_reference)
 
 def test_public_modules_skip_private_ones():
     modules = api_reference.public_modules("bilinear_core")
-    assert {"bilinear_core.model", "bilinear_core.interpret", "bilinear_core.validation"} <= set(modules)
-    assert "bilinear_core._validate" not in modules
+    assert {"bilinear_core.model", "bilinear_core.interpret", "bilinear_core.tl"} <= set(modules)
+    assert "bilinear_core.datasets.genesets" in modules  # modules of subpackages too
+    assert not any("._" in name for name in modules)  # bilinear_core.datasets._files and the like
     assert modules == sorted(modules)
 
 

@@ -1,5 +1,8 @@
 """Helpers added for the cell-typing chapter: module orientation, AUROC, marker ranks, summaries, overview figure."""
 
+import sys
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,14 +14,10 @@ import torch  # noqa: E402
 
 import bilinear_core as bc  # noqa: E402
 from bilinear_core.interpret import Modules, gene_ranks, module_auroc, orient_modules, quadratic_form  # noqa: E402
-from bilinear_core.report import (  # noqa: E402
-    ModuleReport,
-    describe_gene_ranks,
-    enrichment_table,
-    module_interpretation,
-    module_report_parts,
-    summary_table,
-)
+from bilinear_core.report import ModuleReport, enrichment_table, summary_table  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))  # the book's helpers: bookkit
+from bookkit import class_dropdown, describe_gene_ranks, module_interpretation, module_report_parts  # noqa: E402
 
 
 def _modules_2genes():
@@ -151,6 +150,23 @@ def test_summary_table_and_parts():
     assert [type(p) for p in parts].count(pd.DataFrame) == 2  # top-gene table and the positive enrichment
 
 
+def test_class_dropdown_holds_figure_interpretation_tables_and_ranks():
+    modules = _five_gene_modules()
+    ranks = gene_ranks(modules, "a", ["g0", "g2", "nope"], min_genes=2)
+    fig, _ = plt.subplots()
+    text = class_dropdown("a", fig, _report(), modules, auroc=0.75, ranks=ranks)
+    assert text.startswith("::::{dropdown} a\n") and "data:image/png;base64," in text
+    assert not plt.fignum_exists(fig.number)  # the embedded figure is closed
+    assert "**Overall interpretation (generated)**" in text
+    assert "separates a cells from the rest with AUROC 0.75 (a cells score high)" in text
+    assert "- Positive: T1; T2\n- Negative: none" in text  # the tables of module_report_parts follow
+    assert text.endswith(  # 5 genes: top lists of 2 per sign; genes outside them only counted
+        "**The post's top-10 genes (both poles) in our module 0**: g0 (positive, position 1) is in the top-2 "
+        "list of their sign; 1 gene is outside the top lists; nope is not among the genes of the data.\n\n::::"
+    )
+    assert "top-10" not in class_dropdown("a", plt.figure(), _report(), modules, auroc=0.75)
+
+
 def test_module_interpretation_numbers():
     modules = Modules(np.array([[3.0, 1.0, -2.0]]), np.eye(3)[None], ["Beta"], ["x", "y", "z"])
     genes = bc.top_genes(modules, "Beta", min_genes=1)
@@ -172,7 +188,7 @@ def test_module_overview_figure():
     modules = Modules(np.array([[2.0, 1.0, -0.5]]), np.eye(3)[None], ["A"], ["x", "y", "z"])
     labels = np.array(["A"] * 5 + ["B"] * 5)
     scores = np.c_[np.arange(10.0), np.arange(10.0)[::-1], np.zeros(10)]
-    fig = bc.plotting.module_overview(modules, "A", scores, labels)
+    fig = bc.pl.module_overview(modules, "A", scores, labels)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles[1:] == [
         "module 0: λ = 2, AUROC(A) = 0.00",
@@ -180,16 +196,16 @@ def test_module_overview_figure():
         "module 2: λ = -0.5, AUROC(A) = 0.50",
     ]
     plt.close(fig)
-    fig = bc.plotting.module_overview(modules, "A", scores[:, :2], labels, target=np.arange(10.0))
+    fig = bc.pl.module_overview(modules, "A", scores[:, :2], labels, target=np.arange(10.0))
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()][1:] == [
         "module 0: λ = 2, r = 1.00",
         "module 1: λ = 1, r = -1.00",
     ]
     plt.close(fig)
     with pytest.raises(ValueError, match="highlight 'C' is not a label"):
-        bc.plotting.module_overview(modules, "A", scores, labels, highlight="C")
+        bc.pl.module_overview(modules, "A", scores, labels, highlight="C")
     with pytest.raises(ValueError, match="labels have 3 entries"):
-        bc.plotting.module_overview(modules, "A", scores, labels[:3])
+        bc.pl.module_overview(modules, "A", scores, labels[:3])
 
 
 def test_real_model_orientation_gives_auroc_above_half():

@@ -1,3 +1,5 @@
+import warnings
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -53,6 +55,34 @@ def test_indicator_targets_errors():
         cp.indicator_targets(["A+"], ["A"])
 
 
+def test_condition_table_kinds_and_counts():
+    conditions = ["A", "control", "A+B", "B", "A+B", "A+X", "X+Y", "A", "control", "A"]
+    table = cp.condition_table(conditions)
+    assert list(table.index) == ["control", "A", "B", "A+B", "A+X", "X+Y"]  # by kind, then name
+    assert list(table["kind"]) == list(cp.KINDS)[:2] + ["single", *cp.KINDS[2:]]
+    assert table.loc["A", "n_cells"] == 3 and table.loc["A+B", "n_cells"] == 2 and table["n_cells"].sum() == 10
+    assert table.loc["A+X", "members"] == ("A", "X") and table.loc["control", "n_members"] == 0
+    with pytest.raises(ValueError, match="non-empty 1-d"):
+        cp.condition_table([])
+    with pytest.raises(ValueError, match="twice"):
+        cp.condition_table(["A+A"])
+
+
+def test_member_means():
+    table = pd.DataFrame({"m1": [1.0, 3.0, 10.0], "m2": [0.0, 1.0, 2.0]}, index=pd.Index(["A", "B", "C"], name="c"))
+    means = cp.member_means(table, ["A+B", "B+C"])
+    np.testing.assert_allclose(means.to_numpy(), [[2.0, 0.5], [6.5, 1.5]])
+    assert list(means.index) == ["A+B", "B+C"] and list(means.columns) == ["m1", "m2"] and means.index.name == "c"
+    np.testing.assert_allclose(cp.member_means(table["m1"], ["A+C"]), [5.5])
+    wide = pd.concat({"x": table, "y": 2 * table}, axis=1, names=["metric", "model"])  # two column levels
+    means = cp.member_means(wide, ["A+B"])
+    assert means.columns.names == ["metric", "model"] and means.loc["A+B", ("y", "m1")] == pytest.approx(4.0)
+    with pytest.raises(ValueError, match=r"no row for member\(s\) \['D'\]"):
+        cp.member_means(table, ["A+D"])
+    with pytest.raises(ValueError, match="not a combination"):
+        cp.member_means(table, ["A"])
+
+
 # --------------------------------------------------------------------------------------------- metrics
 
 
@@ -104,6 +134,14 @@ def test_centroid_scores():
     np.testing.assert_allclose(scores, [[-1.0, -3.0], [-4.0, 0.0]], atol=1e-6)
     with pytest.raises(ValueError, match="3 genes but X_train has 2"):
         cp.centroid_scores(X_train, ["a", "a", "b", "b"], np.zeros((1, 3)))
+
+
+def test_centroid_scores_quiet_when_a_gene_is_constant_within_a_class():
+    X_train = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 5.0], [6.0, 5.0]])  # gene 2 constant within each class
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores, _ = cp.centroid_scores(X_train, ["a", "a", "b", "b"], X_train[:1])
+    np.testing.assert_allclose(scores, [[-1.0, -np.hypot(5, 4)]], rtol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------- subspaces
@@ -167,6 +205,20 @@ def test_overlap_test_pair_in_span_of_members():
     assert cp.overlap_test(modules, "A+B", ["A", "B"], ["C", "D"], k=3)["null_mean"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="No null groups"):
         cp.overlap_test(modules, "A+B", ["A", "B"], ["A", "B", "C"], k=2)
+
+
+def test_overlap_null_lists_every_other_group():
+    e = np.eye(12)
+    vectors = {"A": e[:, 0:3], "B": e[:, 3:6], "C": e[:, 6:9], "D": e[:, 9:12]}
+    vectors["A+B"] = np.stack([e[0], e[3], e[6]], axis=1)  # top two in A's and B's span, third in C's
+    modules = _modules(vectors)
+    observed, null = cp.overlap_null(modules, "A+B", ["A", "B"], ["A", "B", "C", "D"], k=3)
+    assert observed == pytest.approx(2 / 3)
+    np.testing.assert_allclose(null, [1 / 3])  # {C, D}: only the third module
+    observed, null = cp.overlap_null(modules, "A+B", ["A"], ["A", "B", "C", "D"], k=3)
+    np.testing.assert_allclose(null, [1 / 3, 1 / 3, 0.0], atol=1e-12)  # {B}, {C}, {D} in candidate order
+    with pytest.raises(ValueError, match="different genes"):
+        cp.overlap_null(modules, "A+B", ["A"], ["C"], reference=_modules({"A": np.eye(5)[:, :3]}))
 
 
 def test_pair_projections():

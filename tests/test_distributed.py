@@ -48,7 +48,8 @@ def test_two_gloo_processes_equal_one_process_with_the_combined_batch(tmp_path):
     np.testing.assert_allclose(double.history["train_loss"], single.history["train_loss"], rtol=RTOL)
     np.testing.assert_allclose(double.history["val_loss"], single.history["val_loss"], rtol=RTOL)
     # the saved file is what interpretation reads
-    modules = bc.eigendecompose(double.model, double.output_names, double.settings["var_names"])
+    assert double.var_names == double.settings["var_names"] == single.var_names
+    modules = bc.eigendecompose(double)
     assert modules.eigenvalues.shape == (3, 10)
 
 
@@ -60,6 +61,8 @@ def test_save_and_load_round_trip(tmp_path):
         assert torch.equal(a, b)
     pd.testing.assert_frame_equal(loaded.history, result.history)
     assert loaded.classes == result.classes and loaded.settings == result.settings
+    assert loaded.var_names == result.var_names == [f"G{i}" for i in range(10)]
+    assert bc.eigendecompose(loaded).var_names == loaded.var_names  # nothing else needed for interpretation
     assert loaded.timings == result.timings and result.timings["train_cells_per_s"] > 0
     # NumPy scalars in settings (e.g. an lr from np.logspace) are saved as Python numbers, so they load back
     result.settings["lr"] = np.float64(1e-3)

@@ -1,11 +1,11 @@
-from importlib.resources import files
-from pathlib import Path
+import sys
 
 import numpy as np
 import pytest
 from scipy.stats import hypergeom
 
 from bilinear_core import enrichment
+from bilinear_core.datasets import genesets
 
 
 @pytest.fixture
@@ -52,31 +52,39 @@ def test_cutoff_top_and_background(toy_library):
     # a smaller background makes the same overlap less surprising
     small_bg = enrichment.enrich(genes, {"toy": toy_library}, background=[f"G{i}" for i in range(12)], cutoff=1.0)
     full_bg = enrichment.enrich(genes, {"toy": toy_library}, cutoff=1.0)
-    term_a = lambda t: t.set_index("term").loc["set_a", "p_value"]  # noqa: E731
-    assert term_a(small_bg) > term_a(full_bg)
+    assert small_bg.set_index("term").loc["set_a", "p_value"] > full_bg.set_index("term").loc["set_a", "p_value"]
 
 
 def test_read_gmt_enrichr_format(tmp_path):
     path = tmp_path / "lib.gmt"
     path.write_text("Term one\t\tabc1\tDEF2,1.0\t\nTerm two\tna\tXYZ\n")
-    assert enrichment.read_gmt(path) == {"Term one": ["ABC1", "DEF2"], "Term two": ["XYZ"]}
+    assert genesets.read_gmt(path) == {"Term one": ["ABC1", "DEF2"], "Term two": ["XYZ"]}
     (tmp_path / "empty.gmt").write_text("\n")
     with pytest.raises(ValueError, match="no gene sets"):
-        enrichment.read_gmt(tmp_path / "empty.gmt")
+        genesets.read_gmt(tmp_path / "empty.gmt")
 
 
 def test_packaged_libraries_load():
-    library = enrichment.load_library("KEGG_2021_Human")
+    library = genesets.load_library("KEGG_2021_Human")
     assert len(library) == 320
     assert "INS" in library["Insulin secretion"]
-    # blitzgsea (Apache-2.0) is preferred where it ships the library; its sets equal pyenrichr's copy
-    path = enrichment.library_path("GO_Biological_Process_2023")
-    assert "blitzgsea" in path.parts
-    pyenrichr_copy = Path(str(files("pyenrichr") / "data" / "GO_Biological_Process_2023"))
-    assert enrichment.read_gmt(path) == enrichment.read_gmt(pyenrichr_copy)
-    assert "pyenrichr" in enrichment.library_path("WikiPathway_2023_Human").parts
+    assert "blitzgsea" in genesets.library_path("GO_Biological_Process_2023").parts  # Apache-2.0
     with pytest.raises(FileNotFoundError, match="not found"):
-        enrichment.load_library("No_Such_Library_2099")
+        genesets.load_library("No_Such_Library_2099")
+    assert "pyenrichr" not in sys.modules  # its sdist's licence is non-commercial: nothing may import it
+
+
+@pytest.mark.skipif(
+    "WikiPathway_2023_Human" not in genesets.available_libraries(["WikiPathway_2023_Human"]),
+    reason="gene-set libraries not linked (run `make data`)",
+)
+def test_wikipathways_from_the_data_dir():
+    path = genesets.library_path("WikiPathway_2023_Human")
+    assert path == genesets.data_dir() / "genesets" / "WikiPathway_2023_Human.gmt"
+    library = genesets.load_library("WikiPathway_2023_Human")
+    assert len(library) == 801
+    table = enrichment.enrich(library["Insulin Signaling WP481"][:20], ["WikiPathway_2023_Human"], cutoff=1.0)
+    assert table.loc[0, "term"] == "Insulin Signaling WP481" and table.loc[0, "overlap"].startswith("20/")
 
 
 def test_empty_gene_list():
@@ -85,15 +93,15 @@ def test_empty_gene_list():
 
 
 def test_mouse_and_human_library_sets(monkeypatch, tmp_path, request):
-    enrichment.load_library.cache_clear()
-    request.addfinalizer(enrichment.load_library.cache_clear)  # the toy library must not outlive this test
+    genesets.load_library.cache_clear()
+    request.addfinalizer(genesets.load_library.cache_clear)  # the toy library must not outlive this test
     # the post's seven stand-ins for mouse data, their human counterparts, each read from where it lives
-    assert len(enrichment.MOUSE_LIBRARIES) == len(enrichment.HUMAN_LIBRARIES) == 7
-    assert set(enrichment.POST_LIBRARIES) == set(enrichment.POST_STAND_INS)
+    assert len(genesets.MOUSE_LIBRARIES) == len(genesets.HUMAN_LIBRARIES) == 7
+    assert set(genesets.POST_LIBRARIES) == set(genesets.POST_STAND_INS)
     monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
     (tmp_path / "genesets").mkdir()
     (tmp_path / "genesets" / "KEGG_2019_Mouse.gmt").write_text("Insulin secretion\t\tINS1\tINS2\tPDX1\n")
-    available = enrichment.available_libraries(enrichment.MOUSE_LIBRARIES)
+    available = genesets.available_libraries(genesets.MOUSE_LIBRARIES)
     assert available == ["GO_Biological_Process_2023", "KEGG_2019_Mouse"]  # packaged + the one GMT written here
     # Enrichr's mouse libraries are upper case: mouse symbols match case-insensitively and come back as given
     table = enrichment.enrich(["Ins1", "Ins2", "Gcg"], ["KEGG_2019_Mouse"], cutoff=1.0, background=None)

@@ -11,16 +11,18 @@ from bilinear_core.perturbation import dose_targets
 
 def test_missing_layer(toy_adata):
     with pytest.raises(KeyError, match=r"Layer 'unspliced' not found.*available layers: \['spliced'\]"):
-        bc.train_classifier(toy_adata, "clusters", layer="unspliced", progress=False)
+        bc.tl.train(toy_adata, "clusters", layer="unspliced", progress=False)
     with pytest.raises(KeyError, match="Layer 'unspliced' not found"):
-        bc.preprocess.preprocess(toy_adata, layer="unspliced")
+        bc.pp.preprocess(toy_adata, layer="unspliced")
 
 
 def test_wrong_label_column(toy_adata):
-    with pytest.raises(KeyError, match=r"Column 'cell_type' not found in adata.obs; available columns: \['clusters'\]"):
-        bc.train_classifier(toy_adata, "cell_type", progress=False)
-    with pytest.raises(KeyError, match="Target 'X_freq' is neither in adata.obsm"):
-        bc.train_regressor(toy_adata, "X_freq", progress=False)
+    with pytest.raises(
+        KeyError, match=r"'cell_type' is neither in adata.obsm \(\[\]\) nor in adata.obs \(\['clusters'"
+    ):
+        bc.tl.train(toy_adata, "cell_type", progress=False)
+    with pytest.raises(KeyError, match=r"Column 'X_freq' not found in adata.obs; available columns: \['clusters'\]"):
+        bc.tl.train(toy_adata, ["X_freq"], progress=False)
 
 
 def test_nan_in_expression(toy_adata):
@@ -43,9 +45,9 @@ def test_nan_in_targets_and_labels(toy_adata):
 
 def test_too_few_cells(toy_adata):
     with pytest.raises(ValueError, match="Training needs at least 10 cells, got 4"):
-        bc.train_classifier(toy_adata[:4].copy(), "clusters", progress=False)
+        bc.tl.train(toy_adata[:4].copy(), "clusters", progress=False)
     with pytest.raises(ValueError, match="Preprocessing needs at least 20 cells, got 4"):
-        bc.preprocess.preprocess(toy_adata[:4].copy())
+        bc.pp.preprocess(toy_adata[:4].copy())
     with pytest.raises(ValueError, match="NN graph needs at least 12 cells"):
         bc.frequencies.transcriptional_frequencies(AnnData(np.eye(8, dtype=np.float32) + 1))
 

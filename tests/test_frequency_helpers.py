@@ -1,5 +1,8 @@
 """Helpers added for the frequencies chapter: orientation, graph summary, module–target correlations, figures."""
 
+import sys
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -19,7 +22,10 @@ from bilinear_core.frequencies import (  # noqa: E402
     transcriptional_frequencies,
 )
 from bilinear_core.interpret import Modules, module_target_correlations  # noqa: E402
-from bilinear_core.report import ModuleReport, regression_interpretation  # noqa: E402
+from bilinear_core.report import ModuleReport  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))  # the book's helpers (bookkit)
+from bookkit import regression_interpretation  # noqa: E402
 
 
 def _freq_adata():
@@ -165,23 +171,23 @@ def test_regression_interpretation_text():
 
 
 def test_frequency_figures():
-    fig = bc.plotting.laplacian_spectrum([0.1, 0.5, 1.0, 1.5, 2.0, 2.5], n_used=2, reference={"post λ₀": 0.27})
+    fig = bc.pl.laplacian_spectrum([0.1, 0.5, 1.0, 1.5, 2.0, 2.5], n_used=2, reference={"post λ₀": 0.27})
     ax = fig.axes[0]
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), [0.1, 0.5, 1.0, 1.5, 2.0, 2.5])
     np.testing.assert_array_equal(ax.lines[1].get_ydata(), [0.1, 0.5])  # the modelled frequencies
     assert ax.lines[2].get_ydata()[0] == 0.27
     plt.close(fig)
     with pytest.raises(ValueError, match="empty"):
-        bc.plotting.laplacian_spectrum([])
+        bc.pl.laplacian_spectrum([])
 
     table = pd.DataFrame({"mae": [0.1, 0.2], "std": [1.0, 2.0], "iqr": [1.5, 0.5]}, index=["f0", "f1"])
-    fig = bc.plotting.error_vs_spread(table)
+    fig = bc.pl.error_vs_spread(table)
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights == [0.1, 0.2, 1.0, 2.0, 1.5, 0.5]
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["f0", "f1"]
     plt.close(fig)
     with pytest.raises(KeyError, match="iqr"):
-        bc.plotting.error_vs_spread(table.drop(columns="iqr"))
+        bc.pl.error_vs_spread(table.drop(columns="iqr"))
 
 
 def test_mean_expansion_is_exact(small_model):

@@ -8,7 +8,11 @@ import pytest
 from anndata import AnnData
 from scipy import sparse
 
-from bilinear_core import datasets, enrichment, perturbation, plotting, report
+from bilinear_core import datasets, enrichment, perturbation, pl, report
+from bilinear_core.datasets._sciplex2 import SCIPLEX2, drug_name
+from bilinear_core.interpret import Modules
+
+BOOK = Path(__file__).resolve().parents[1] / "notebooks"  # the book's helpers (bookkit) live beside the chapters
 
 SHARED_DESIGN = Path(__file__).resolve().parents[2] / "shared" / "data" / "sciplex2_design.csv"
 
@@ -41,14 +45,14 @@ def scperturb_like(names=("SAHA", "Nutlin", "BMS", "Dex", "control"), doses=("10
 
 def test_loader_reads_and_harmonizes_scperturb_file(tmp_path, monkeypatch):
     monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
-    scperturb_like().write_h5ad(tmp_path / datasets.SCIPLEX2)
+    scperturb_like().write_h5ad(tmp_path / SCIPLEX2)
     adata = datasets.sciplex2(download=False)
     assert adata.n_obs == 4 and adata.uns["dataset"]["n_unassigned_dropped"] == 1
     assert adata.uns["dataset"]["simulated"] is False and adata.uns["dataset"]["n_cells_in_file"] == 5
     assert list(adata.obs["drug"].astype(str)) == ["SAHA", "Nutlin", "BMS", "Dex"]
     np.testing.assert_array_equal(adata.obs["dose"], [100.0, 0.5, 0.0, 0.1])
     assert list(adata.obs["treatment"].astype(str)) == ["SAHA", "Nutlin", "vehicle", "Dex"]
-    assert list(adata.obs["drug"].cat.categories) == list(perturbation.DRUGS)
+    assert list(adata.obs["drug"].cat.categories) == list(datasets.DRUGS)
     targets = perturbation.dose_targets(adata, ["Dex", "Nutlin", "SAHA"], drug_key="treatment", control="vehicle")
     expected = np.zeros((4, 3))  # BMS appears only as vehicle here: its cell is the zero vector
     expected[0, 2], expected[1, 1], expected[3, 0] = np.log1p(100), np.log1p(0.5), np.log1p(0.1)
@@ -64,30 +68,28 @@ def test_drug_name_mapping():
         "BMS-345541": "BMS",
     }
     for spelling, name in spellings.items():
-        assert perturbation.drug_name(spelling) == name
-    assert set(perturbation.DRUG_NAMES.values()) == set(perturbation.DRUGS)
+        assert drug_name(spelling) == name
+    assert set(datasets.DRUG_NAMES.values()) == set(datasets.DRUGS)
     with pytest.raises(ValueError, match=r"Unknown drug 'Aspirin'.*DRUG_NAMES"):
-        perturbation.drug_name("Aspirin")
+        drug_name("Aspirin")
 
 
 def test_harmonize_maps_spellings_and_refuses_bad_input():
-    out = perturbation.harmonize_sciplex2(scperturb_like(("Vorinostat", "nutlin-3a"), ("1", 0.5)))
+    out = datasets.harmonize_sciplex2(scperturb_like(("Vorinostat", "nutlin-3a"), ("1", 0.5)))
     assert list(out.obs["drug"].astype(str)) == ["SAHA", "Nutlin"]
     with pytest.raises(ValueError, match=r"unknown drug name\(s\) \['Aspirin'\]"):
-        perturbation.harmonize_sciplex2(scperturb_like(("SAHA", "Aspirin"), ("1", "1")))
+        datasets.harmonize_sciplex2(scperturb_like(("SAHA", "Aspirin"), ("1", "1")))
     with pytest.raises(ValueError, match="missing or non-numeric"):
-        perturbation.harmonize_sciplex2(scperturb_like(("SAHA", "Dex"), ("1", "high")))
+        datasets.harmonize_sciplex2(scperturb_like(("SAHA", "Dex"), ("1", "high")))
     with pytest.raises(ValueError, match="negative dose"):
-        perturbation.harmonize_sciplex2(scperturb_like(("SAHA",), ("-1",)))
+        datasets.harmonize_sciplex2(scperturb_like(("SAHA",), ("-1",)))
     with pytest.raises(KeyError, match="dose_value"):
-        perturbation.harmonize_sciplex2(scperturb_like().copy(), dose_key="dose_value ")
+        datasets.harmonize_sciplex2(scperturb_like().copy(), dose_key="dose_value ")
 
 
 def test_fallback_to_simulation(tmp_path, monkeypatch):
-    from bilinear_core import simulate
-
     monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(simulate, "sciplex2", lambda seed: f"simulated with seed {seed}")
+    monkeypatch.setattr(datasets, "simulated_sciplex2", lambda seed: f"simulated with seed {seed}")
     assert datasets.sciplex2_or_simulated(seed=3, download=False) == "simulated with seed 3"
 
 
@@ -95,7 +97,7 @@ def test_design_is_package_data():
     design = datasets.sciplex2_design()
     assert design.shape == (32, 7) and (design["n_wells"] == 6).all()
     assert design.groupby("drug")["dose"].apply(list).to_dict() == {
-        d: [0.0, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0] for d in perturbation.DRUGS
+        d: [0.0, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0] for d in datasets.DRUGS
     }
     assert (design.loc[design["dose"] == 0, "viability_mean"] == 1.0).all()
     if SHARED_DESIGN.is_file():
@@ -117,6 +119,110 @@ def test_wilcoxon_vs_reference_sign():
     adata.obs.loc["c0", "g"] = np.nan
     with pytest.raises(ValueError, match="1 missing value"):
         perturbation.wilcoxon_vs_reference(adata, "g", "ref")
+
+
+def rank_sum_z(rank_sum, n_group, n_reference):
+    """The Wilcoxon rank-sum z-score without tie correction (scanpy's default)."""
+    n = n_group + n_reference
+    return (rank_sum - n_group * (n + 1) / 2) / np.sqrt(n_group * n_reference * (n + 1) / 12)
+
+
+def test_wilcoxon_within_gives_each_drug_its_own_vehicle():
+    """Dex's vehicle (ethanol) differs from the others' (DMSO): pooling vehicles turns a solvent gene into a hit."""
+    solvent = [2.0, 2.2, 2.4, 2.1, 2.3, 2.5, 0.0, 0.1, 0.2, 0.05, 0.15, 0.25]  # high in every ethanol well
+    response = [5.0, 5.1, 5.2, 1.0, 1.1, 1.2, 1.0, 1.1, 1.2, 1.05, 1.15, 1.25]  # up in Dex-treated cells only
+    obs = pd.DataFrame(
+        {
+            "drug": ["Dex"] * 6 + ["SAHA"] * 6,
+            "treatment": ["Dex"] * 3 + ["vehicle"] * 3 + ["SAHA"] * 3 + ["vehicle"] * 3,
+        },
+        index=[f"c{i}" for i in range(12)],
+    )
+    obs["treatment"] = pd.Categorical(obs["treatment"], categories=["vehicle", "Dex", "SAHA"])
+    adata = AnnData(X=np.column_stack([solvent, response]).astype(np.float32), obs=obs)
+    own = perturbation.wilcoxon_vs_reference(adata, "treatment", "vehicle", within="drug")
+    pooled = perturbation.wilcoxon_vs_reference(adata, "treatment", "vehicle")
+    assert list(own.columns) == list(pooled.columns) == ["Dex", "SAHA"]
+    # solvent gene, Dex: ranks 1, 3, 5 among its own 6 cells, but 4, 6, 8 among Dex's cells and all 6 vehicle cells
+    assert own.loc["0", "Dex"] == pytest.approx(rank_sum_z(9, 3, 3), rel=1e-5)
+    assert pooled.loc["0", "Dex"] == pytest.approx(rank_sum_z(18, 3, 6), rel=1e-5)
+    assert own.loc["0", "Dex"] < 0 < pooled.loc["0", "Dex"]
+    # the drug's own response is found either way: Dex's three cells rank highest
+    assert own.loc["1", "Dex"] == pytest.approx(rank_sum_z(15, 3, 3), rel=1e-5)
+    assert pooled.loc["1", "Dex"] == pytest.approx(rank_sum_z(24, 3, 6), rel=1e-5)
+    # SAHA's solvent-gene values interleave with its own vehicle's: ranks 1, 3, 5 again
+    assert own.loc["0", "SAHA"] == pytest.approx(rank_sum_z(9, 3, 3), rel=1e-5)
+    bad = adata.copy()
+    bad.obs.loc["c0", "drug"] = "SAHA"  # a Dex-treated cell in SAHA's wells
+    with pytest.raises(ValueError, match=r"Group\(s\) \['Dex'\] occur under several values"):
+        perturbation.wilcoxon_vs_reference(bad, "treatment", "vehicle", within="drug")
+    bad = adata.copy()
+    bad.obs["drug"] = ["Dex"] * 3 + ["Nutlin"] * 3 + ["SAHA"] * 6  # Dex's vehicle wells relabelled
+    with pytest.raises(ValueError, match="No 'vehicle' cells with adata.obs\\['drug'\\] == 'Dex'"):
+        perturbation.wilcoxon_vs_reference(bad, "treatment", "vehicle", within="drug")
+    with pytest.raises(KeyError, match="'plate' not found"):
+        perturbation.wilcoxon_vs_reference(adata, "treatment", "vehicle", within="plate")
+
+
+def recovery_case(tmp_path, monkeypatch):
+    """Two simulated drugs with a known truth: A raises GA, GB; B lowers GE, GF; a library with their terms."""
+    monkeypatch.setenv("BILINEAR_DATA_DIR", str(tmp_path))
+    (tmp_path / "genesets").mkdir()
+    (tmp_path / "genesets" / "RecoveryTestLib.gmt").write_text("T\t\tGA\tGB\nU\t\tGC\tGD\tGE\nV\t\tGE\tGF\n")
+    genes = ["GA", "GB", "GC", "GD", "GE", "GF", "GG", "GH"]
+    dose = np.array([0, 0, 1, 10, 100] * 2, dtype=float)
+    X = np.ones((10, 8), dtype=np.float32)
+    X[:5, :2] += np.log1p(dose[:5, None])  # A's cells: GA, GB rise with dose
+    X[5:, 4:6] += 5 - np.log1p(dose[5:, None])  # B's cells: GE, GF fall with dose
+    obs = pd.DataFrame({"drug": ["A"] * 5 + ["B"] * 5, "dose": dose}, index=[f"c{i}" for i in range(10)])
+    adata = AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes))
+    programs = pd.DataFrame(
+        {
+            "name": ["a up", "b down", "a second"],
+            "drug": ["A", "B", "A"],
+            "library": "RecoveryTestLib",
+            "term": ["T", "V", "U"],
+            "direction": ["up", "down", "up"],
+            "n_genes_planted": [2, 2, 3],
+            "primary": [True, True, False],
+        }
+    )
+    adata.uns["planted"] = {"programs": programs, "genes": {"a up": ["GA", "GB"], "b down": ["GE", "GF"]}}
+    vectors = np.zeros((2, 8, 2))
+    vectors[0, :, 0] = [0.9, 0.8, 0.1, 0.05, -0.2, -0.1, 0.0, 0.02]  # A, module 0: planted genes lead the + pole
+    vectors[1, :, 0] = [0.01, 0.02, 0.0, -0.05, -0.9, -0.8, -0.1, 0.03]  # B, module 0: they lead the − pole
+    vectors[:, 2, 1] = 1.0  # module 1 of both: one unplanted gene
+    modules = Modules(np.array([[2.0, 1.0], [2.0, 1.0]]), vectors, ["A", "B"], genes)
+    adata.obsm["bilinear_scores"] = np.einsum("ng,tgk->ntk", X, vectors)  # B's module 0 rises with dose
+    wilcoxon = pd.DataFrame(
+        {"A": [3.0, 0.0, 2.5, 0.5, 0.1, -0.2, 0.05, 0.3], "B": [0.1, 0.2, 0.5, -0.3, -4.0, -3.0, 0.4, 0.0]},
+        index=genes,
+    )
+    return adata, modules, wilcoxon
+
+
+def test_planted_recovery_exact(tmp_path, monkeypatch):
+    adata, modules, wilcoxon = recovery_case(tmp_path, monkeypatch)
+    table = perturbation.planted_recovery(adata, modules, wilcoxon, n_modules=2, n=2)
+    assert list(table.index) == ["A", "B"] and list(table["program"]) == ["a up", "b down"]
+    assert "AUROC best of modules 0–1" in table and "precision top-2 Wilcoxon" in table
+    a, b = table.loc["A"], table.loc["B"]
+    assert a["planted genes in the model's genes"] == "2 of 2" and a["best module"] == 0
+    for row in (a, b):  # module 0 ranks the planted genes first, their term first, its score follows dose
+        assert row["AUROC module 0"] == 1.0 and row["AUROC best of modules 0–1"] == 1.0
+        assert row["precision top-2 module 0"] == 1.0 and row["term rank module 0"] == 1.0
+        assert row["Spearman module 0 vs dose"] == pytest.approx(1.0)
+    # B's Wilcoxon ranking is right, signed by the program's direction (its genes have negative z)
+    assert b["AUROC Wilcoxon"] == 1.0 and b["precision top-2 Wilcoxon"] == 1.0 and b["term rank Wilcoxon"] == 1.0
+    assert b["Spearman Wilcoxon signature vs dose"] == pytest.approx(1.0)
+    # A's Wilcoxon ranking puts GB last: AUROC 6/12, top-2 = GA, GC; top-4 = GA, GC, GD, GH favour term U over T
+    assert a["AUROC Wilcoxon"] == 0.5 and a["precision top-2 Wilcoxon"] == 0.5 and a["term rank Wilcoxon"] == 2.0
+    assert a["Spearman Wilcoxon signature vs dose"] == pytest.approx(1.0)  # GA still rises
+    with pytest.raises(KeyError, match="no .other_scores.; run bilinear_core.tl.modules"):
+        perturbation.planted_recovery(adata, modules, wilcoxon, key="other")
+    del adata.uns["planted"]
+    with pytest.raises(KeyError, match="only simulated data"):
+        perturbation.planted_recovery(adata, modules, wilcoxon)
 
 
 def test_recovery_metrics_exact():
@@ -157,14 +263,17 @@ def test_enrichment_background_is_each_librarys_genes():
     assert table.loc["T2", "p_value"] == pytest.approx(hypergeom.sf(1 - 1, universe, 3, 3))
 
 
-def test_dose_profile_plot_and_count_histogram_and_caption_suffix():
+def test_dose_profile_plot_and_count_histogram_and_caption_suffix(monkeypatch):
+    monkeypatch.syspath_prepend(str(BOOK))
+    import bookkit
+
     profile = perturbation.dose_profile(np.arange(12.0).reshape(6, 2), [0, 0, 1, 1, 5, 5])
-    assert plotting.dose_profile(profile, title="t (simulated data)").axes[0].get_title() == "t (simulated data)"
+    assert pl.dose_profile(profile, title="t (simulated data)").axes[0].get_title() == "t (simulated data)"
     with pytest.raises(KeyError, match="mean"):
-        plotting.dose_profile(pd.DataFrame({"x": [1]}))
-    assert plotting.count_histogram([100, 6000, 20000], 5000).axes[0].get_xscale() == "log"
+        pl.dose_profile(pd.DataFrame({"x": [1]}))
+    assert pl.count_histogram([100, 6000, 20000], 5000).axes[0].get_xscale() == "log"
     with pytest.raises(ValueError, match="positive counts"):
-        plotting.count_histogram([0, 10], 5)
+        pl.count_histogram([0, 10], 5)
     genes = pd.DataFrame(
         {
             "output": "o",
@@ -176,7 +285,7 @@ def test_dose_profile_plot_and_count_histogram_and_caption_suffix():
         }
     )
     rep = report.ModuleReport("o", 0, 1.0, genes, pd.DataFrame(columns=["sign", *enrichment.COLUMNS]))
-    parts = report.module_report_parts(rep, caption_suffix=" (simulated data)")
+    parts = bookkit.module_report_parts(rep, caption_suffix=" (simulated data)")
     assert parts[0] == "**Top 1 genes of module 0 (simulated data)**"
     assert all("(simulated data)" in p for p in parts if isinstance(p, str) and p.startswith(("**", "*All")))
 
@@ -184,13 +293,13 @@ def test_dose_profile_plot_and_count_histogram_and_caption_suffix():
 def test_embed_passes_solver_transformer_and_epochs(monkeypatch, toy_adata):
     import scanpy as sc
 
-    from bilinear_core import preprocess
+    from bilinear_core import pp
 
     calls = {}
     monkeypatch.setattr(sc.pp, "pca", lambda adata, **kw: calls.setdefault("pca", kw))
     monkeypatch.setattr(sc.pp, "neighbors", lambda adata, **kw: calls.setdefault("neighbors", kw))
     monkeypatch.setattr(sc.tl, "umap", lambda adata, **kw: calls.setdefault("umap", kw))
-    preprocess.embed(toy_adata, n_pcs=5, n_neighbors=7, seed=3, svd_solver="randomized", transformer="sklearn",
+    pp.embed(toy_adata, n_pcs=5, n_neighbors=7, seed=3, svd_solver="randomized", transformer="sklearn",
                      umap_epochs=20)  # fmt: skip
     assert calls["pca"] == {"n_comps": 5, "random_state": 3, "svd_solver": "randomized"}
     assert calls["neighbors"] == {"n_neighbors": 7, "random_state": 3, "transformer": "sklearn"}

@@ -1,3 +1,6 @@
+import sys
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,6 +12,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import bilinear_core as bc  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))  # the book's helpers: bookkit
+import bookkit  # noqa: E402
 
 
 def test_module_report_and_summary():
@@ -22,14 +28,14 @@ def test_module_report_and_summary():
     assert report.top_table(3)["positive"].tolist() == positive[:3]
     assert report.key_terms("positive") == ["planted"]
     assert report.eigenvalue == modules.values("y")[0]
-    summary = report.summary(n_genes=2)
+    summary = bookkit.pole_bullets(report, n_genes=2)
     assert f"led by {positive[0]}, {positive[1]}" in summary and "planted" in summary
     assert "no term passes" in summary.splitlines()[1]
 
 
 def test_dropdown_markdown():
     fig, ax = plt.subplots()
-    text = bc.report.dropdown("Beta", "some *text*", fig, pd.DataFrame({"a": [1]}))
+    text = bookkit.dropdown("Beta", "some *text*", fig, pd.DataFrame({"a": [1]}))
     assert text.startswith("::::{dropdown} Beta") and text.endswith("::::")
     assert "data:image/png;base64," in text and "some *text*" in text
     assert "|   a |" in text  # the DataFrame as a Markdown table
@@ -51,21 +57,21 @@ def _adata_with_uns(n_genes_in, n_dropped, n_genes, size_factor_key):
 
 
 def test_data_note_states_the_genes_and_the_offline_caveat():
-    offline = bc.report.data_note(_adata_with_uns(2_000, 16, 1_984, "initial_size_spliced"))
+    offline = bookkit.data_note(_adata_with_uns(2_000, 16, 1_984, "initial_size_spliced"))
     assert "30 cells and 2,000 genes, of which 16 ribosomal genes are dropped and all others kept" in offline
     assert "**1,984 genes**" in offline and "5-fold smaller" in offline
-    full = bc.report.data_note(_adata_with_uns(27_998, 100, 10_000, None))
+    full = bookkit.data_note(_adata_with_uns(27_998, 100, 10_000, None))
     assert "the 10,000 most variable of the rest kept" in full and "offline" not in full
-    with pytest.raises(KeyError, match="preprocess.pancreas"):
-        bc.report.data_note(ad.AnnData(np.zeros((3, 2), dtype=np.float32)))
+    with pytest.raises(KeyError, match="datasets.pancreas and bilinear_core.pp.preprocess"):
+        bookkit.data_note(ad.AnnData(np.zeros((3, 2), dtype=np.float32)))
 
 
 def test_gene_list_rule_names_the_floor_only_when_it_applies():
-    assert bc.report.gene_list_rule(1_984) == (
+    assert bookkit.gene_list_rule(1_984) == (
         "With 1,984 genes, 1% would be only 20 genes, too few for enrichment, so the floor of 50 applies: "
         "each pole here has 50 genes."
     )
-    assert bc.report.gene_list_rule(10_000) == "With 10,000 genes each pole has 100 genes (1%)."
+    assert bookkit.gene_list_rule(10_000) == "With 10,000 genes each pole has 100 genes (1%)."
 
 
 def test_library_table_and_sentence_follow_the_stand_ins(monkeypatch, tmp_path):
@@ -81,13 +87,13 @@ def test_library_table_and_sentence_follow_the_stand_ins(monkeypatch, tmp_path):
     assert table.loc["Lib_B_2023", "used here"] == "Lib_B_2022"
     assert "1:1-ortholog" in table.loc["Lib_B_2023", "mouse genes matched"]
     assert "mouse symbols" in table.loc["Lib_A_Mouse", "mouse genes matched"]
-    sentence = bc.report.libraries_sentence(stand_ins)
+    sentence = bookkit.libraries_sentence(stand_ins)
     assert sentence.startswith("the post's 2 Enrichr libraries, 1 of them exactly (Lib_A_Mouse)")
     assert "Lib_B_2022 for Lib_B_2023" in sentence and "the other 1 use human symbols" in sentence
 
 
 def test_library_table_of_the_post_covers_seven_libraries():
     table = bc.report.library_table(sizes=False)
-    assert len(table) == 7 and set(table["used here"]) == set(bc.enrichment.MOUSE_LIBRARIES)
+    assert len(table) == 7 and set(table["used here"]) == set(bc.datasets.genesets.MOUSE_LIBRARIES)
     assert (table["match"] == "exact").sum() == 4
     assert table.loc["GO_Biological_Process_2023", "source"].endswith("blitzgsea")

@@ -6,8 +6,9 @@ import pytest
 from anndata import AnnData
 from scipy import sparse, stats
 
-from bilinear_core import datasets, perturbation, simulate
-from bilinear_core.simulate import Program
+from bilinear_core import datasets
+from bilinear_core.datasets import genesets, simulate
+from bilinear_core.datasets.simulate import Program
 
 GENES = [f"G{i:04d}" for i in range(400)]
 SETS = {
@@ -38,7 +39,7 @@ def test_shapes_columns_and_truth(sim):
     counts = sim.X.data
     assert (counts > 0).all() and np.array_equal(counts, np.round(counts))  # stored non-zeros are whole counts
     np.testing.assert_allclose(sim.obs["ncounts"], np.asarray(sim.X.sum(axis=1)).ravel())
-    assert (sim.obs.loc[sim.obs["dose"] == 0, "treatment"] == perturbation.VEHICLE).all()
+    assert (sim.obs.loc[sim.obs["dose"] == 0, "treatment"] == datasets.VEHICLE).all()
     treated = sim.obs["dose"] > 0
     assert (sim.obs.loc[treated, "treatment"].astype(str) == sim.obs.loc[treated, "drug"].astype(str)).all()
     table = sim.uns["planted"]["programs"].set_index("name")
@@ -153,10 +154,8 @@ def test_bad_input():
 
 
 def test_default_programs_use_real_gene_sets():
-    from bilinear_core import enrichment
-
     needed = {p.library for p in (*simulate.PROGRAMS, simulate.STRESS, simulate.CELL_CYCLE)}
-    if set(enrichment.available_libraries(sorted(needed))) != needed:
+    if set(genesets.available_libraries(sorted(needed))) != needed:
         pytest.skip("gene-set libraries not linked (run `make data`)")
     sim = simulate.sciplex2(seed=0, n_cells=300, n_genes=2_000)
     table = sim.uns["planted"]["programs"]

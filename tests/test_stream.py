@@ -15,6 +15,7 @@ from bilinear_core.stream import (
     fit_stream,
     streaming_preprocessing,
 )
+from bilinear_core.train import TrainSettings
 
 SMALL = dict(n_hidden=4, batch_size=16, lr=1e-2, weight_decay=0.05, progress=False)
 
@@ -77,8 +78,9 @@ def test_one_buffer_reproduces_fit_over_epochs(tmp_path):
     files.append(_write(tmp_path, counts[120:], labels[120:], target[120:], "b"))
     prep = streaming_preprocessing(files, progress=False)
     X = prep.bind(pd.Index([f"G{i}" for i in range(12)]))(sparse.csr_matrix(counts)).toarray()
-    reference = bc.fit(X, pd.Categorical(labels, categories=["down", "up"]), epochs=3, **SMALL)
-    streamed = fit_stream(files, "label", preprocessing=prep, epochs=3, chunk_size=9, buffer_size=10_000, **SMALL)
+    settings = TrainSettings(epochs=3, **SMALL)  # one settings object for both data sources
+    reference = bc.fit(X, pd.Categorical(labels, categories=["down", "up"]), settings=settings)
+    streamed = fit_stream(files, "label", settings=settings, preprocessing=prep, chunk_size=9, buffer_size=10_000)
     np.testing.assert_array_equal(streamed.val_idx, reference.val_idx)  # same stratified split
     _assert_same_weights(reference, streamed)
     np.testing.assert_array_equal(streamed.history["train_loss"], reference.history["train_loss"])
@@ -116,16 +118,17 @@ def test_streaming_statistics_match_in_memory_preprocessing(tmp_path):
     rng = np.random.default_rng(3)
     counts = rng.negative_binomial(2, rng.uniform(0.05, 0.9, 40), size=(300, 40)).astype(np.float32)
     counts[:, 0] += 1
-    genes = [f"G{i}" for i in range(38)] + ["Rpl3", "Rps6"]
+    genes = [f"G{i}" for i in range(37)] + ["RPS6KA1", "Rpl3", "Rps6"]
     path = _write(tmp_path, counts, np.repeat(["down", "up"], 150), counts[:, :2], "a", genes=genes)
     prep = streaming_preprocessing(path, n_top_genes=15, chunk_size=64, progress=False)
-    memory = bc.preprocess.preprocess(read_h5ad(path), n_top_genes=15, layer=None)
-    assert prep.genes == list(memory.var_names)  # same HVGs (scanpy seurat flavour), Rpl/Rps dropped
+    memory = bc.pp.preprocess(read_h5ad(path), n_top_genes=15, layer=None)
+    assert prep.genes == list(memory.var_names)  # same HVGs (scanpy seurat flavour), Rpl3/Rps6 dropped
+    assert prep.counted_genes == genes[:38]  # the kinase RPS6KA1 is no ribosomal protein: kept and counted
     assert prep.target_sum == pytest.approx(np.median(counts[:, :38].sum(axis=1)), rel=1e-12)
     X = prep.bind(pd.Index(genes))(sparse.csr_matrix(counts)).toarray()
     np.testing.assert_allclose(X, memory.X.toarray(), rtol=1e-6, atol=1e-6)
     # the seurat statistics themselves, against scanpy on the normalised data
-    full = bc.preprocess.normalize_log1p(read_h5ad(path)[:, :38].copy(), layer=None)
+    full = bc.pp.normalize_log1p(read_h5ad(path)[:, :38].copy(), layer=None)
     hvg = sc.pp.highly_variable_genes(full, n_top_genes=15, flavor="seurat", inplace=False)
     np.testing.assert_allclose(prep.gene_stats["dispersions_norm"], hvg["dispersions_norm"], rtol=1e-4)
 
@@ -153,6 +156,26 @@ def test_in_memory_anndata_streams_like_its_file_and_torch_densify(tmp_path):
     np.testing.assert_array_equal(_dense_on(X, torch.device("cpu")).numpy(), X.toarray())  # the accelerator path
 
 
+def test_shuffled_streaming_reruns_are_identical_and_record_their_reading(tmp_path):
+    """Chunk order, bounded buffer and read-ahead thread: a rerun gives the same weights, history and settings."""
+    counts, labels, target = _counts(n=120)
+    path = _write(tmp_path, counts, labels, target, "a")
+    kwargs = dict(epochs=3, chunk_size=8, buffer_size=24, prefetch=3, **SMALL)
+    a, b = fit_stream(path, "label", **kwargs), fit_stream(path, "label", **kwargs)
+    _assert_same_weights(a, b)
+    pd.testing.assert_frame_equal(a.history, b.history, check_exact=True)
+    assert a.settings == b.settings
+    c = fit_stream(path, "label", **{**kwargs, "seed": 7})
+    assert not torch.equal(a.model.left.weight, c.model.left.weight)
+    assert list(a.settings)[11:20] == [
+        "streaming", "shuffle", "chunk_size", "buffer_size", "prefetch", "world_size", "files", "var_names",
+        "preprocessing",
+    ]  # fmt: skip
+    assert a.settings["buffer_size"] == 24 and a.settings["files"] == [str(path)]
+    assert a.var_names == a.settings["var_names"] == [f"G{i}" for i in range(12)]
+    assert a.timings["train_cells_per_s"] > 0
+
+
 def test_bad_input_errors(tmp_path):
     counts, labels, target = _counts(n=40)
     good = _write(tmp_path, counts, labels, target, "good")
@@ -174,6 +197,15 @@ def test_bad_input_errors(tmp_path):
         fit_stream(_write(tmp_path, nan, labels, target, "nan"), "label", progress=False)
     with pytest.raises(ValueError, match="device must be one of"):
         fit_stream(good, "label", device="gpu", progress=False)
+    for bad, message in [
+        (dict(chunk_size=0), "chunk_size must be a positive integer, got 0"),
+        (dict(buffer_size=1.5), "buffer_size must be a positive integer"),
+        (dict(prefetch=-1), "prefetch must be an integer of at least 0"),
+        (dict(preprocessing="zscore"), "preprocessing must be 'normalize_log1p', 'none' or a Preprocessing"),
+        (dict(epochs=0), "epochs must be a positive integer"),
+    ]:
+        with pytest.raises(ValueError, match=message):  # before any file is opened
+            fit_stream(tmp_path / "missing.h5ad", "label", progress=False, **bad)
 
 
 def test_duplicate_genes_and_unused_n_top_genes_are_clear_errors(tmp_path):

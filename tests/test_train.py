@@ -1,9 +1,12 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 import bilinear_core as bc
+from bilinear_core.train import MemorySource, TrainSettings
 
 
 def _quadratic_problem(n=300, g=8, seed=0):
@@ -70,9 +73,83 @@ def test_same_seed_gives_byte_identical_weights_and_history(extra):
 
 def test_categorical_order_is_kept(toy_adata):
     toy_adata.obs["clusters"] = pd.Categorical(toy_adata.obs["clusters"], categories=["B", "A"])
-    result = bc.train_classifier(toy_adata, "clusters", n_hidden=4, epochs=1, batch_size=16, progress=False)
+    result = bc.tl.train(toy_adata, "clusters", n_hidden=4, epochs=1, batch_size=16, progress=False)
     assert result.classes == ["B", "A"]
     assert result.predict(toy_adata.X).shape == (60, 2)
+
+
+def test_settings_object_equals_keywords_and_is_recorded_key_for_key():
+    """fit(settings=TrainSettings(...)) and fit(**fields) are the same fit; keywords override the object's fields."""
+    X, y = _quadratic_problem(n=120)
+    settings = TrainSettings(task="regression", n_hidden=4, epochs=2, batch_size=16, weight_decay=0.1, progress=False)
+    a = bc.fit(X, y, settings=settings)
+    b = bc.fit(X, y, **dataclasses.asdict(settings))
+    c = bc.fit(X, y, settings=dataclasses.replace(settings, epochs=5), epochs=2)
+    for other in (b, c):
+        for pa, pb in zip(a.model.parameters(), other.model.parameters(), strict=True):
+            assert torch.equal(pa, pb)
+        pd.testing.assert_frame_equal(a.history, other.history, check_exact=True)
+    # what tl.train writes to adata.uns and the chapters read: the same keys in the same order as before the refactor
+    assert list(a.settings) == [
+        "task", "n_hidden", "epochs", "batch_size", "lr", "weight_decay", "decoupled_weight_decay", "seed",
+        "dropout", "bias", "mixed_precision", "loss", "n_train", "n_val", "device",
+    ]  # fmt: skip
+    assert a.settings == b.settings == c.settings
+    assert (a.settings["n_train"], a.settings["n_val"], a.settings["loss"]) == (84, 36, "huber")
+    assert a.timings["train_cells_per_s"] > 0
+    assert TrainSettings() == TrainSettings(n_hidden=128, lr=1e-4, epochs=100, batch_size=64)  # the post's
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (dict(task="ranking"), "task must be one of"),
+        (dict(task="regression", loss="hinge"), "loss must be one of"),
+        (dict(loss="hinge"), "loss must be one of"),
+        (dict(epochs=0), "epochs must be a positive integer, got 0"),
+        (dict(epochs=2.5), "epochs must be a positive integer, got 2.5"),
+        (dict(batch_size=-1), "batch_size must be a positive integer"),
+        (dict(n_hidden=0), "n_hidden must be a positive integer"),
+        (dict(val_fraction=1.0), r"val_fraction must be a number in \(0, 1\), got 1.0"),
+        (dict(val_fraction=0), r"val_fraction must be a number in \(0, 1\)"),
+        (dict(dropout=1.0), r"dropout must be a number in \[0, 1\)"),
+        (dict(lr=0.0), r"lr must be a number in \(0, inf\)"),
+        (dict(weight_decay=-0.1), r"weight_decay must be a number in \[0, inf\)"),
+        (dict(seed=1.5), "seed must be an integer"),
+        (dict(mixed_precision="bf16"), "mixed_precision must be True or False"),
+        (dict(device="tpu"), "device must be one of"),
+        (dict(device="cuda:x"), "device must be one of"),
+    ],
+)
+def test_bad_settings_are_value_errors_naming_the_setting_before_any_training(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TrainSettings(**bad)
+    with pytest.raises(ValueError, match=message):  # checked before the data (a string is no matrix)
+        bc.fit("not a matrix", None, **bad)
+
+
+def test_unknown_keyword_and_wrong_settings_type_are_type_errors():
+    X, y = _quadratic_problem(n=40)
+    with pytest.raises(TypeError, match=r"Unknown training setting\(s\) \['epoch'\]"):
+        bc.fit(X, y, epoch=3)
+    with pytest.raises(TypeError, match="settings must be a TrainSettings, got dict"):
+        bc.fit(X, y, settings={"epochs": 3})
+
+
+def test_memory_source_batches_are_a_seeded_permutation_of_the_training_cells():
+    X = np.arange(40, dtype=np.float32).reshape(20, 2)
+    train_idx, val_idx = np.arange(3, 20), np.arange(3)
+    targets = torch.arange(20)
+
+    def epochs(seed):
+        settings = TrainSettings(batch_size=5, seed=seed)
+        source = MemorySource(X, targets, train_idx, val_idx, settings, torch.device("cpu"))
+        return [[yb.tolist() for _, yb in source.train_batches()] for _ in range(2)]
+
+    first, second = epochs(0)
+    assert [len(b) for b in first] == [5, 5, 5, 2]
+    assert sorted(sum(first, [])) == sorted(sum(second, [])) == list(range(3, 20))
+    assert first != second and epochs(0) == [first, second] and epochs(1)[0] != first
 
 
 def test_regression_report_values():

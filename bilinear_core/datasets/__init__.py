@@ -2,7 +2,9 @@
 
 Every data source of the package is loaded here: the pancreas (:func:`pancreas`), Norman et al. 2019
 (:func:`norman19`), sci-Plex2 real (:func:`sciplex2`) and simulated (:func:`simulated_sciplex2`), and gene-set
-libraries (:mod:`~bilinear_core.datasets.genesets`).
+libraries (:mod:`~bilinear_core.datasets.genesets`). Constants for sci-Plex2: ``DRUGS`` (the post's drug names,
+in output order), ``DRUG_NAMES`` (every known spelling -> the post's name), ``VEHICLE`` (the treatment label of
+vehicle cells) and ``HASH_FILTERS`` (the authors' cell filters on the hash call).
 
 Files are looked up in :func:`data_dir`: ``$BILINEAR_DATA_DIR`` or ``data/`` at the repository
 root (``make`` links ``../shared/data`` and ``../shared/genesets`` there when they exist).
@@ -14,7 +16,11 @@ from anndata import AnnData
 
 from . import genesets, simulate  # noqa: F401 (submodules reachable as attributes)
 from ._files import data_dir, find, read_h5ad
-from ._sciplex2 import DRUG_NAMES, DRUGS, VEHICLE, harmonize_sciplex2, sciplex2, sciplex2_design
+from ._sciplex2 import DRUG_NAMES as DRUG_NAMES
+from ._sciplex2 import DRUGS as DRUGS
+from ._sciplex2 import HASH_FILTERS as HASH_FILTERS
+from ._sciplex2 import VEHICLE as VEHICLE
+from ._sciplex2 import harmonize_sciplex2, sciplex2, sciplex2_design
 from .genesets import load_library
 from .simulate import sciplex2 as simulated_sciplex2
 
@@ -75,7 +81,7 @@ def pancreas(download: bool = True) -> AnnData:
 def norman19() -> AnnData:
     """Norman et al. 2019 K562 CRISPRa cells (single genes, gene pairs, control) from PerturBench's fixture.
 
-    Reads :data:`PERTURBENCH` from :func:`data_dir` and keeps the cells with ``obs["dataset"] ==
+    Reads ``perturbench_devel.h5ad`` from :func:`data_dir` and keeps the cells with ``obs["dataset"] ==
     "norman19"``: 3,375 cells × 500 genes, ``obs["condition"]`` like ``"KLF1"``, ``"KLF1+MAP2K6"`` or
     ``"control"``. ``X`` is already log-normalised (``uns["log1p"]`` is checked): do not normalise it
     again. The file used is recorded in ``adata.uns["dataset"]``.
@@ -112,22 +118,21 @@ def norman19() -> AnnData:
     return adata
 
 
-def sciplex2_or_simulated(seed: int = 0, download: bool = True) -> AnnData:
+def sciplex2_or_simulated(seed: int = 0, download: bool = True, filter_cells: bool = True) -> AnnData:
     """The real sci-Plex2 file when it can be had (see :func:`sciplex2`), else :func:`simulated_sciplex2`.
 
     ``uns["dataset"]["simulated"]`` says which; the simulation carries its planted truth in
-    ``uns["planted"]``.
+    ``uns["planted"]``. ``filter_cells`` goes to :func:`sciplex2` (the simulation has no hash calls).
     """
     try:
-        return sciplex2(download=download)
+        return sciplex2(download=download, filter_cells=filter_cells)
     except FileNotFoundError:
         return simulated_sciplex2(seed=seed)
 
 
+# functions only: the API reference documents what __all__ lists, and the constants above are described in the
+# module docstring (their doc-comments live in the private _sciplex2)
 __all__ = [
-    "DRUGS",
-    "DRUG_NAMES",
-    "VEHICLE",
     "data_dir",
     "harmonize_sciplex2",
     "load_library",

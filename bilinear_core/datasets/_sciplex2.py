@@ -3,13 +3,15 @@
 A549 cells treated with four compounds at seven doses plus each drug's vehicle. The post calls them SAHA,
 Nutlin, BMS and Dex; :data:`DRUG_NAMES` maps other spellings (scPerturb's, the compounds' full names) to
 these, and :func:`harmonize_sciplex2` turns scPerturb's obs columns into the columns the chapters use
-(``drug``, ``dose``, ``treatment``).
+(``drug``, ``dose``, ``treatment``) and applies the authors' cell filters on the hash (well) assignment.
 """
 
 from __future__ import annotations
 
-import socket
+import operator
+import urllib.request
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,9 @@ from ._files import data_dir, find, read_h5ad
 
 #: pertpy's sci-Plex2 file name.
 SCIPLEX2 = "srivatsan_2020_sciplex2.h5ad"
+#: Where ``pertpy.data.srivatsan_2020_sciplex2()`` (pertpy 1.0.3) downloads scPerturb's file from; probed before
+#: asking pertpy, so that without internet :func:`sciplex2` fails at once instead of waiting out pertpy's retries.
+SCIPLEX2_URL = "https://scverse-exampledata.s3.eu-west-1.amazonaws.com/pertpy/srivatsan_2020_sciplex2.h5ad"
 #: The real sci-Plex2 design table, package data in ``bilinear_core/data``.
 SCIPLEX2_DESIGN = "sciplex2_design.csv"
 
@@ -47,6 +52,17 @@ VEHICLE = "vehicle"
 #: ``perturbation = "control"`` where the hash call is missing). The design gives every drug its own
 #: dose-0 vehicle wells, so these cells are of unknown treatment, not vehicle controls.
 UNASSIGNED_LABELS = ("control",)
+#: The authors' cell filters on the hash call (``cole-trapnell-lab/sci-plex``, ``small_screen/
+#: Notebook_1_small_screen_analysis.R``), with scPerturb's column names (it renames the authors' ``qval`` to
+#: ``qval_demultiplexing``): ``column -> (comparison, threshold)``. A cell is kept when it passes all three:
+#: its top hash oligo has over 10 times the UMIs of the second best, the hash call's q-value is below 0.01 and
+#: the cell has over 30 hash UMIs. Missing values fail (the authors drop cells without a ratio first).
+HASH_FILTERS = {
+    "top_to_second_best_ratio": (">", 10.0),
+    "qval_demultiplexing": ("<", 0.01),
+    "hash_umis": (">", 30.0),
+}
+_COMPARISONS = {">": operator.gt, "<": operator.lt}
 
 
 def drug_name(name) -> str:
@@ -60,15 +76,45 @@ def drug_name(name) -> str:
     return DRUG_NAMES[key]
 
 
-def harmonize_sciplex2(adata: AnnData, drug_key: str = "perturbation", dose_key: str = "dose_value") -> AnnData:
-    """Add the chapter's columns to scPerturb's sci-Plex2 obs; cells without a well assignment are dropped.
+def _hash_filter_failures(adata: AnnData) -> dict[str, np.ndarray]:
+    """``{column: (cells,) bool}``: the cells failing each of :data:`HASH_FILTERS`; ``{}`` without hash columns.
 
-    Reads ``drug_key`` (drug names, any spelling in :data:`DRUG_NAMES`, or a label of
-    :data:`UNASSIGNED_LABELS`) and ``dose_key`` (the hash sample sheet's dose labels, numbers or
-    strings such as ``"0.5"``) and writes ``obs["drug"]`` (the post's name, categorical in
-    :data:`DRUGS` order), ``obs["dose"]`` (float, 0 = vehicle) and ``obs["treatment"]`` (the drug,
-    or :data:`VEHICLE` at dose 0). Returns a copy without the unassigned cells; how many were dropped
-    is in ``uns["harmonized"]``. Unknown drug names, missing or negative doses raise.
+    A file with some but not all of the three columns, or with non-numeric values in them, raises.
+    """
+    present = [column for column in HASH_FILTERS if column in adata.obs]
+    if not present:
+        return {}
+    missing = [column for column in HASH_FILTERS if column not in adata.obs]
+    if missing:
+        raise ValueError(
+            f"adata.obs has the hash column(s) {present} but not {missing}: the authors' cell filters need all "
+            f"of {list(HASH_FILTERS)}. Pass filter_cells=False to skip them."
+        )
+    failing = {}
+    for column, (comparison, threshold) in HASH_FILTERS.items():
+        raw = adata.obs[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        if (values.isna() & raw.notna()).any():
+            raise ValueError(f"adata.obs[{column!r}] holds non-numeric values; the hash filters need numbers.")
+        failing[column] = ~_COMPARISONS[comparison](values.to_numpy(dtype=np.float64), threshold)
+    return failing
+
+
+def harmonize_sciplex2(
+    adata: AnnData, drug_key: str = "perturbation", dose_key: str = "dose_value", filter_cells: bool = True
+) -> AnnData:
+    """Add the chapter's columns to scPerturb's sci-Plex2 obs; drop unassigned cells and, by default, poor hash calls.
+
+    Reads ``drug_key`` (drug names, any spelling in ``DRUG_NAMES``, or ``"control"``: no hash call) and
+    ``dose_key`` (the hash sample sheet's dose labels, numbers or strings such as ``"0.5"``) and writes
+    ``obs["drug"]`` (the post's name, categorical in ``DRUGS`` order), ``obs["dose"]`` (float, 0 = vehicle)
+    and ``obs["treatment"]`` (the drug, or ``VEHICLE`` at dose 0). When ``obs`` has scPerturb's hash columns
+    and ``filter_cells`` is true, the assigned cells must also pass the authors' filters (``HASH_FILTERS``):
+    ``top_to_second_best_ratio > 10``, ``qval_demultiplexing < 0.01`` and ``hash_umis > 30``; a missing value
+    fails. Returns a copy without the dropped cells; ``uns["harmonized"]`` counts them: ``n_unassigned_dropped``,
+    ``n_failing`` (assigned cells failing each filter; a cell can fail several), ``n_filtered`` (assigned cells
+    failing any) and ``cell_filters`` (the filters applied, in words). Unknown drug names, missing or negative
+    doses raise.
     """
     labels = get_obs_column(adata, drug_key).astype("string")
     raw_dose = get_obs_column(adata, dose_key)
@@ -87,12 +133,25 @@ def harmonize_sciplex2(adata: AnnData, drug_key: str = "perturbation", dose_key:
         raise ValueError(f"adata.obs[{dose_key!r}] has {n_bad} missing or non-numeric dose(s), e.g. {bad}.")
     if (dose < 0).any():
         raise ValueError(f"adata.obs[{dose_key!r}] has {int((dose < 0).sum())} negative dose(s).")
-    out = adata[~unassigned].copy()
-    drug = np.array([DRUG_NAMES[n.strip().lower()] for n in names])
+    failing = _hash_filter_failures(adata) if filter_cells else {}
+    filtered = np.any([np.zeros(adata.n_obs, bool), *failing.values()], axis=0)  # fails any filter
+    passes = ~filtered[~unassigned]
+    out = adata[~unassigned & ~filtered].copy()
+    drug = np.array([DRUG_NAMES[n.strip().lower()] for n in names])[passes]
     out.obs["drug"] = pd.Categorical(drug, categories=list(DRUGS))
-    out.obs["dose"] = dose
-    out.obs["treatment"] = pd.Categorical(np.where(dose > 0, drug, VEHICLE), categories=[VEHICLE, *DRUGS])
-    out.uns["harmonized"] = {"n_cells_in": int(adata.n_obs), "n_unassigned_dropped": int(unassigned.sum())}
+    out.obs["dose"] = dose[passes]
+    out.obs["treatment"] = pd.Categorical(np.where(dose[passes] > 0, drug, VEHICLE), categories=[VEHICLE, *DRUGS])
+    if failing:
+        cell_filters = ", ".join(f"{column} {op} {threshold:g}" for column, (op, threshold) in HASH_FILTERS.items())
+    else:
+        cell_filters = "off (filter_cells=False)" if not filter_cells else "none (no hash columns in the file)"
+    out.uns["harmonized"] = {
+        "n_cells_in": int(adata.n_obs),
+        "n_unassigned_dropped": int(unassigned.sum()),
+        "cell_filters": cell_filters,
+        "n_failing": {column: int((fails & ~unassigned).sum()) for column, fails in failing.items()},
+        "n_filtered": int((filtered & ~unassigned).sum()),
+    }
     return out
 
 
@@ -109,53 +168,77 @@ def sciplex2_design() -> pd.DataFrame:
         return pd.read_csv(fh)
 
 
-def _online(host: str = "zenodo.org", port: int = 443, timeout: float = 3.0) -> bool:
-    """Whether ``host`` answers within ``timeout`` seconds (so a download is worth trying)."""
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether ``url`` answers a HEAD request within ``timeout`` seconds (one try; proxies from the environment)."""
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except OSError:  # URLError, HTTPError, timeouts
         return False
-    return True
 
 
-def sciplex2(download: bool = True) -> AnnData:
+def _download_sciplex2(how: str) -> Path:
+    """Download scPerturb's sci-Plex2 file with ``pertpy.data.srivatsan_2020_sciplex2()`` into the data dir.
+
+    pertpy stores its downloads in ``scanpy.settings.datasetdir``, pointed at :func:`data_dir` for the call, so
+    the file lands at ``data_dir() / SCIPLEX2`` and later calls read it there. :data:`SCIPLEX2_URL` is probed
+    first (one HEAD request): without internet this raises :class:`FileNotFoundError` at once, as does a failed
+    download; ``how`` (what to do instead) ends the message.
+    """
+    import scanpy as sc
+
+    target = data_dir() / SCIPLEX2
+    if not _reachable(SCIPLEX2_URL):
+        raise FileNotFoundError(f"No sci-Plex2 data at {target}, and {SCIPLEX2_URL} cannot be reached; {how}")
+    import pertpy as pt
+
+    previous = sc.settings.datasetdir
+    sc.settings.datasetdir = data_dir()
+    try:
+        pt.data.srivatsan_2020_sciplex2()
+    except Exception as err:  # requests, OSError (disk, permissions), a truncated file
+        raise FileNotFoundError(f"No sci-Plex2 data at {target}, and pertpy's download failed ({err}); {how}") from err
+    finally:
+        sc.settings.datasetdir = previous
+    if not target.is_file():
+        raise FileNotFoundError(f"pertpy's download did not leave a file at {target}; {how}")
+    return target
+
+
+def sciplex2(download: bool = True, filter_cells: bool = True) -> AnnData:
     """sci-Plex2 (Srivatsan et al. 2020; A549 cells, 4 drugs × 7 doses + vehicle), via ``pertpy`` when not local.
 
-    Reads ``srivatsan_2020_sciplex2.h5ad`` (scPerturb's file) from the data dir, or downloads it with
-    ``pertpy.data.srivatsan_2020_sciplex2()`` (``download=True`` and zenodo.org reachable), then adds
-    the chapter's columns with :func:`bilinear_core.perturbation.harmonize_sciplex2` (``drug``,
-    ``dose``, ``treatment``; cells without a well assignment dropped). ``uns["dataset"]`` says which
-    file was used.
+    Reads ``srivatsan_2020_sciplex2.h5ad`` (scPerturb's file) from the data dir or, with ``download=True``,
+    first downloads it there with pertpy, then adds the chapter's columns with
+    :func:`harmonize_sciplex2` (``drug``, ``dose``, ``treatment``; cells without a well assignment dropped and,
+    unless ``filter_cells=False``, the authors' hash filters applied). ``uns["dataset"]`` says which file was
+    used and how many cells each step removed. Raises :class:`FileNotFoundError` when the file is neither here
+    nor downloadable.
     """
     how = (
         f"download it with `pertpy.data.srivatsan_2020_sciplex2()` (needs internet) and save it as "
         f"{data_dir() / SCIPLEX2} (set $BILINEAR_DATA_DIR to use another folder)."
     )
     path = find([SCIPLEX2])
-    if path is None and download and _online():
-        import pertpy as pt
-
-        try:
-            adata = pt.data.srivatsan_2020_sciplex2()
-        except Exception as err:
-            raise FileNotFoundError(
-                f"No sci-Plex2 data in {data_dir()} and the download failed ({err}); {how}"
-            ) from None
-        source = {"file": "pertpy download", "path": None}
+    downloaded = path is None and download
+    if downloaded:
+        path = _download_sciplex2(how)
     elif path is None:
-        raise FileNotFoundError(f"No sci-Plex2 data in {data_dir()} and no download possible; {how}")
-    else:
-        adata = read_h5ad(path, "sci-Plex2", how)
-        source = {"file": path.name, "path": str(path)}
-    adata = harmonize_sciplex2(adata)
+        raise FileNotFoundError(f"No sci-Plex2 data in {data_dir()} (download=False); {how}")
+    adata = harmonize_sciplex2(read_h5ad(path, "sci-Plex2", how), filter_cells=filter_cells)
+    harmonized = adata.uns["harmonized"]
     adata.uns["dataset"] = {
         "name": "sci-Plex2",
-        **source,
+        "file": path.name,
+        "path": str(path),
+        "downloaded": downloaded,
         "simulated": False,
         "kind": "scPerturb's sci-Plex2 file (real data)",
         "n_cells": int(adata.n_obs),
-        "n_cells_in_file": adata.uns["harmonized"]["n_cells_in"],
-        "n_unassigned_dropped": adata.uns["harmonized"]["n_unassigned_dropped"],
+        "n_cells_in_file": harmonized["n_cells_in"],
+        "n_unassigned_dropped": harmonized["n_unassigned_dropped"],
+        "cell_filters": harmonized["cell_filters"],
+        "n_hash_filtered": harmonized["n_filtered"],
         "n_genes_in_file": int(adata.n_vars),
     }
     return adata

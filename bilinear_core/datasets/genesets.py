@@ -1,7 +1,8 @@
-"""Gene-set libraries read locally: Enrichr's files shipped in PyPI packages and GMT files in the data dir.
+"""Gene-set libraries read locally: Enrichr's files shipped in a PyPI package and GMT files in the data dir.
 
-:data:`PACKAGED_LIBRARIES` lists the Enrichr files shipped in packages (``blitzgsea``, Apache-2.0); any
-``NAME.gmt`` in ``<data dir>/genesets`` or the data dir itself can be named as a library.
+:data:`PACKAGED_LIBRARIES` lists the Enrichr files shipped in the package ``blitzgsea`` (Apache-2.0); any
+``NAME.gmt`` in ``<data dir>/genesets`` or the data dir itself can be named as a library (``make data`` links
+``WikiPathway_2023_Human.gmt`` and the other shared libraries there).
 :data:`POST_STAND_INS` says which local file stands for each of the post's seven Enrichr libraries;
 :data:`MOUSE_LIBRARIES` is that set, :data:`HUMAN_LIBRARIES` its human counterpart. Genes are upper-cased.
 """
@@ -16,12 +17,11 @@ from ._files import data_dir
 
 #: Enrichr files shipped inside PyPI packages, with the packages to look in, in order of preference.
 PACKAGED_LIBRARIES = {
-    "GO_Biological_Process_2023": ("blitzgsea", "pyenrichr"),
-    "KEGG_2021_Human": ("blitzgsea", "pyenrichr"),
-    "WikiPathway_2023_Human": ("pyenrichr",),
+    "GO_Biological_Process_2023": ("blitzgsea",),
+    "KEGG_2021_Human": ("blitzgsea",),
 }
-#: The post's seven Enrichr libraries (for :func:`enrich` with ``online=True``) and the local file standing
-#: for each: exact where the value equals the key, otherwise the closest library available offline.
+#: The post's seven Enrichr libraries (for :func:`~bilinear_core.enrichment.enrich` with ``online=True``) and the
+#: local file standing for each: exact where the value equals the key, otherwise the closest library available offline.
 POST_STAND_INS = {
     "GO_Biological_Process_2023": "GO_Biological_Process_2023",
     "GO_Molecular_Function_2023": "GO_Molecular_Function_2022",

@@ -206,13 +206,16 @@ def sciplex2(
         Seeds everything: the same seed gives byte-identical data.
     n_cells, n_genes
         Total cells (spread over the 192 wells in proportion to each well's viability, drawn from the
-        measured mean ± sd) and genes (all planted genes plus a seeded sample of :func:`gene_universe`).
+        measured mean ± sd) and genes (all planted genes plus a seeded sample of
+        :func:`~bilinear_core.datasets.simulate.gene_universe`).
     programs, stress, cell_cycle
-        The planted programs (defaults: :data:`PROGRAMS`, :data:`STRESS`, :data:`CELL_CYCLE`; ``None``
-        leaves stress or cell cycle out).
+        The planted programs (defaults: :data:`~bilinear_core.datasets.simulate.PROGRAMS`,
+        :data:`~bilinear_core.datasets.simulate.STRESS`, :data:`~bilinear_core.datasets.simulate.CELL_CYCLE`;
+        ``None`` leaves stress or cell cycle out).
     genes, gene_sets
-        Gene universe (default :func:`gene_universe`) and ``{(library, term): genes}`` for the programs
-        (default: read from the local libraries); for tests with small made-up sets.
+        Gene universe (default :func:`~bilinear_core.datasets.simulate.gene_universe`) and
+        ``{(library, term): genes}`` for the programs (default: read from the local libraries); for tests
+        with small made-up sets.
     design
         Design table like :func:`bilinear_core.datasets.sciplex2_design` (the default).
     chunk_size

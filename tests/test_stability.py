@@ -1,4 +1,4 @@
-"""Tests for bilinear_core.validation on small synthetic data."""
+"""Tests for bilinear_core.stability on small synthetic data: marker overlap, Wilcoxon markers, module stability."""
 
 from __future__ import annotations
 
@@ -7,171 +7,20 @@ import pandas as pd
 import pytest
 import torch
 from anndata import AnnData
-from scipy import sparse, stats
+from scipy import stats
 
-from bilinear_core import fit
 from bilinear_core.interpret import Modules
-from bilinear_core.model import BilinearMLP
-from bilinear_core.validation import (
-    ReluMLP,
+from bilinear_core.stability import (
     abs_cosine,
-    classification_scores,
-    fit_logistic,
-    fit_ridge,
     jaccard,
     marker_overlap,
-    mcnemar,
     module_stability,
     overlap_pvalue,
     pole_genes,
     random_abs_cosine,
-    regression_scores,
-    split_train_val_test,
-    tune_on_validation,
+    stability_table,
     wilcoxon_markers,
 )
-
-# ------------------------------------------------------------------------------------------- splits
-
-
-def test_split_sizes_disjoint_and_stratified():
-    labels = np.repeat(["a", "b", "c"], [200, 100, 40])
-    train, val, test = split_train_val_test(len(labels), test_fraction=0.15, val_fraction=0.3, stratify=labels)
-    assert len(train) + len(val) + len(test) == len(labels)
-    assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
-    assert len(test) == 51  # ceil(0.15 · 340)
-    assert len(val) == 87  # ceil(0.3 · 289)
-    for part, fraction in ((test, 0.15), (val, 0.85 * 0.3)):
-        counts = pd.Series(labels[part]).value_counts()
-        for label, total in (("a", 200), ("b", 100), ("c", 40)):
-            assert abs(counts[label] - fraction * total) <= 1.5
-    assert all(np.all(np.diff(part) > 0) for part in (train, val, test))
-
-
-def test_split_fixed_test_seed_keeps_test_and_changes_val():
-    labels = np.repeat(["a", "b"], [150, 150])
-    _, val1, test1 = split_train_val_test(300, seed=1, test_seed=0, stratify=labels)
-    _, val2, test2 = split_train_val_test(300, seed=2, test_seed=0, stratify=labels)
-    np.testing.assert_array_equal(test1, test2)
-    assert not np.array_equal(val1, val2)
-    again = split_train_val_test(300, seed=1, test_seed=0, stratify=labels)
-    np.testing.assert_array_equal(again[1], val1)
-
-
-def test_split_errors():
-    with pytest.raises(ValueError, match="shape"):
-        split_train_val_test(10, stratify=np.zeros(9))
-    with pytest.raises(ValueError, match="val_fraction"):
-        split_train_val_test(10, test_fraction=1.5)
-
-
-# ------------------------------------------------------------------------------------------- baselines
-
-
-def _toy_classification(seed=0, n=120, g=6):
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(["x", "y", "z"], n // 3)
-    X = rng.normal(size=(n, g)).astype(np.float32)
-    X[labels == "x", 0] += 4
-    X[labels == "y", 1] += 4
-    return X, labels
-
-
-def test_relu_mlp_shapes_and_is_relu():
-    model = ReluMLP(5, 7, 3)
-    x = torch.randn(4, 5)
-    assert model(x).shape == (4, 3)
-    assert (model.hidden(x) >= 0).all()
-    expected = model.head(torch.clamp(model.layer(x), min=0))
-    torch.testing.assert_close(model(x), expected)
-    with pytest.raises(ValueError, match="n_hidden"):
-        ReluMLP(5, 0, 3)
-
-
-def test_fit_with_model_factory_trains_relu_and_default_is_unchanged():
-    X, labels = _toy_classification()
-    relu = fit(X, labels, n_hidden=8, epochs=30, lr=1e-2, progress=False, model_factory=ReluMLP)
-    assert isinstance(relu.model, ReluMLP)
-    assert relu.settings["model"] == "ReluMLP"
-    assert relu.history["val_accuracy"].iloc[-1] > 0.8
-    default = fit(X, labels, n_hidden=8, epochs=3, progress=False)
-    explicit = fit(X, labels, n_hidden=8, epochs=3, progress=False, model_factory=None)
-    assert isinstance(default.model, BilinearMLP) and "model" not in default.settings
-    pd.testing.assert_frame_equal(default.history, explicit.history)
-    with pytest.raises(TypeError, match="model_factory"):
-        fit(X, labels, epochs=1, progress=False, model_factory="relu")
-
-
-def test_tune_on_validation_picks_best_first_on_ties():
-    model, table = tune_on_validation(lambda v: (f"m{v}", -((v - 2) ** 2)), [0, 1, 2, 3, 4], "v")
-    assert model == "m2"
-    assert table["selected"].tolist() == [False, False, True, False, False]
-    model, _ = tune_on_validation(lambda v: (v, 1.0), [5, 6])
-    assert model == 5
-    with pytest.raises(ValueError, match="empty"):
-        tune_on_validation(lambda v: (v, 1.0), [])
-    with pytest.raises(ValueError, match="finite"):
-        tune_on_validation(lambda v: (v, np.nan), [1])
-
-
-def test_fit_logistic_and_ridge_on_easy_problems():
-    X, labels = _toy_classification()
-    train, val, _ = split_train_val_test(len(labels), stratify=labels)
-    model, table = fit_logistic(X, labels, train, val, Cs=(0.1, 1.0))
-    assert len(table) == 2 and table["selected"].sum() == 1
-    assert table["val_score"].max() > 0.9
-    assert (model.predict(X[val]) == labels[val]).mean() == table["val_score"].max()
-    rng = np.random.default_rng(1)
-    Z = rng.normal(size=(100, 3))
-    y = Z @ np.array([[1.0, 0.0], [2.0, 1.0], [0.0, -1.0]])
-    model, table = fit_ridge(sparse.csr_matrix(Z), y, np.arange(70), np.arange(70, 100), alphas=(1e-6, 100.0))
-    assert table["selected"].tolist() == [True, False]
-    np.testing.assert_allclose(model.coef_, [[1, 2, 0], [0, 1, -1]], atol=1e-4)
-    with pytest.raises(ValueError, match="cells"):
-        fit_logistic(X, labels[:-1], train, val)
-
-
-# ------------------------------------------------------------------------------------------- metrics
-
-
-def test_classification_scores_by_hand():
-    y_true = ["a", "a", "a", "b", "b", "c"]
-    y_pred = ["a", "a", "b", "b", "b", "a"]
-    s = classification_scores(y_true, y_pred, classes=["a", "b", "c"])
-    assert s["accuracy"] == pytest.approx(4 / 6)
-    assert s["recall a"] == pytest.approx(2 / 3)
-    assert s["recall b"] == 1.0 and s["recall c"] == 0.0
-    # F1: a = 2·(2/3·2/3)/(4/3) = 2/3, b = 2·(2/3·1)/(5/3) = 0.8, c = 0
-    assert s["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 0) / 3)
-    with pytest.raises(ValueError, match="equal length"):
-        classification_scores(["a"], ["a", "b"])
-
-
-def test_regression_scores_by_hand():
-    y = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 4.0]])
-    pred = np.array([[0.0, 1.0], [1.0, 2.0], [3.0, 4.0]])
-    s = regression_scores(y, pred, ["u", "v"])
-    assert s["mae u"] == pytest.approx(1 / 3) and s["mae v"] == pytest.approx(1 / 3)
-    assert s["r2 u"] == pytest.approx(1 - 1 / 2)  # SSE 1, SST 2
-    assert s["r2 v"] == pytest.approx(1 - 1 / 6)  # SSE 1, SST 6
-    assert s["r2"] == pytest.approx((0.5 + 5 / 6) / 2)
-    assert regression_scores(y, y)["r2"] == 1.0
-    with pytest.raises(ValueError, match="same shape"):
-        regression_scores(y, pred[:, :1])
-
-
-def test_mcnemar_by_hand():
-    a = np.array([True, True, True, False, True, False])
-    b = np.array([True, False, False, False, True, True])
-    only_a, only_b, p = mcnemar(a, b)
-    assert (only_a, only_b) == (2, 1)
-    assert p == pytest.approx(1.0)  # 2 vs 1 of 3: P(X ≤ 1) + P(X ≥ 2) = 1
-    only_a, only_b, p = mcnemar(np.ones(8, bool), np.zeros(8, bool))
-    assert (only_a, only_b) == (8, 0) and p == pytest.approx(2 / 2**8)
-    assert mcnemar(a, a) == (0, 0, 1.0)
-    with pytest.raises(ValueError, match="boolean"):
-        mcnemar(a.astype(int), b)
-
 
 # ------------------------------------------------------------------------------------------- marker overlap
 
@@ -317,12 +166,20 @@ def test_module_stability_errors():
         module_stability([run, run], module=-3)
 
 
-def test_fit_logistic_warm_start_reaches_the_cold_start_optimum():
-    from sklearn.linear_model import LogisticRegression
-
-    X, labels = _toy_classification()
-    train, val, _ = split_train_val_test(len(labels), stratify=labels)
-    model, table = fit_logistic(X, labels, train, val, Cs=(1e-4, 1.0))
-    assert table["selected"].tolist() == [False, True]  # so the returned model was warm-started from C = 1e-4
-    cold = LogisticRegression(C=1.0, max_iter=500).fit(X[train], labels[train])
-    np.testing.assert_allclose(model.predict_proba(X), cold.predict_proba(X), atol=1e-3)
+def test_stability_table_stacks_module_stability():
+    rng = np.random.default_rng(2)
+    values = {"A": [3.0, 1.0, -2.0], "B": [2.0, 0.5, -1.0]}
+    runs = [_modules({o: rng.normal(size=(40, 3)) for o in values}, values) for _ in range(3)]
+    table = stability_table({"seed": runs, "split": runs[:2]}, modules={"0": 0, "last": -1}, n_genes=5)
+    assert table.columns[-2:].tolist() == ["varied", "module_name"]
+    assert table[["varied", "module_name", "output"]].values.tolist() == [
+        [v, m, o] for v in ("seed", "split") for m in ("0", "last") for o in ("A", "B")
+    ]
+    expected = module_stability(runs[:2], module=-1, n_genes=5)
+    got = table[(table["varied"] == "split") & (table["module_name"] == "last")]
+    pd.testing.assert_frame_equal(got.drop(columns=["varied", "module_name"]).reset_index(drop=True), expected)
+    by_wd = stability_table({0.1: runs, 1.0: runs[1:]}, by="weight_decay", n_genes=5)
+    assert "module_name" not in by_wd and by_wd["weight_decay"].tolist() == [0.1, 0.1, 1.0, 1.0]
+    assert (by_wd["module"] == 0).all() and by_wd["n_runs"].tolist() == [3, 3, 2, 2]
+    with pytest.raises(ValueError, match="at least one"):
+        stability_table({})

@@ -1,0 +1,95 @@
+"""The AnnData face: pp -> tl.train -> tl.modules -> write_h5ad -> read_h5ad keeps everything."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import bilinear_core as bc
+
+FIT = dict(n_hidden=8, epochs=3, batch_size=16, progress=False)
+
+
+@pytest.fixture
+def counts():
+    """60 cells x 40 genes of counts; class B cells express genes g0-g4 five times higher."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["A", "B", "C"], 20)
+    rate = np.full((60, 40), 3.0)
+    rate[labels == "B", :5] *= 5
+    adata = ad.AnnData(rng.poisson(rate).astype(np.float32))
+    adata.var_names = [f"g{i}" for i in range(40)]
+    adata.obs_names = [f"c{i}" for i in range(60)]
+    adata.obs["cell_type"] = pd.Categorical(labels)
+    adata.obs["size"] = np.log1p(adata.X.sum(axis=1))
+    adata.layers["spliced"] = adata.X.copy()
+    return adata
+
+
+def test_pp_tl_write_read_round_trip(counts, tmp_path):
+    adata = bc.pp.preprocess(counts, n_top_genes=30, min_cells=10)
+    result = bc.tl.train(adata, "cell_type", **FIT)
+    modules = bc.tl.modules(adata, result, n_modules=2)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+
+    assert back.varm["bilinear_modules"].shape == (30, 3, 2)  # genes x outputs x modules
+    assert back.obsm["bilinear_scores"].shape == (60, 3, 2)  # cells x outputs x modules
+    np.testing.assert_array_equal(back.varm["bilinear_modules"], adata.varm["bilinear_modules"])
+    stored = bc.tl.get_modules(back)
+    np.testing.assert_array_equal(stored.eigenvalues, modules.eigenvalues)
+    np.testing.assert_allclose(stored.vectors("B")[:, :2], modules.vectors("B")[:, :2], rtol=1e-6)
+    # the stored scores are the cells projected onto the stored modules
+    X = np.asarray(adata.X.todense())
+    np.testing.assert_allclose(back.obsm["bilinear_scores"][:, 1], X @ stored.vectors("B"), rtol=1e-4, atol=1e-5)
+    record = back.uns["bilinear"]
+    assert list(record["output_names"]) == ["A", "B", "C"] and record["task"] == "classification"
+    assert record["settings"]["n_hidden"] == 8 and len(record["history"]) == 3
+    assert list(back.obs["bilinear_split"].value_counts()[["train", "validation"]]) == [42, 18]
+    assert result.var_names == list(adata.var_names)
+
+
+def test_modules_are_oriented_towards_their_class(counts):
+    adata = bc.pp.preprocess(counts, n_top_genes=40, min_cells=10)
+    result = bc.tl.train(adata, "cell_type", **FIT)
+    bc.tl.modules(adata, result)
+    train = (adata.obs["bilinear_split"] == "train").to_numpy()
+    is_b = (adata.obs["cell_type"] == "B").to_numpy()
+    score = adata.obsm["bilinear_scores"][:, 1, :]  # output B
+    centred = score[train] - score[train].mean(axis=0)
+    assert (centred[is_b[train]].sum(axis=0) >= 0).all()  # every module: B cells on the high side
+    unoriented = bc.eigendecompose(result)  # a FitResult carries its genes and outputs
+    assert unoriented.var_names == list(adata.var_names) and unoriented.output_names == ["A", "B", "C"]
+    np.testing.assert_array_equal(unoriented.eigenvalues, bc.tl.get_modules(adata).eigenvalues)
+
+
+def test_regression_targets_from_obsm_and_obs_columns(counts):
+    adata = bc.pp.preprocess(counts, n_top_genes=40, min_cells=10)
+    adata.obsm["targets"] = np.column_stack([adata.obs["size"], -adata.obs["size"]])
+    from_obsm = bc.tl.train(adata, "targets", key_added="two", **FIT)
+    assert from_obsm.task == "regression" and from_obsm.output_names == ["0", "1"]
+    one = bc.tl.train(adata, "targets", n_targets=1, key_added="one", **FIT)
+    assert one.output_names == ["0"]
+    adata.obs["minus"] = -adata.obs["size"]
+    columns = bc.tl.train(adata, ["size", "minus"], key_added="cols", **FIT)
+    assert columns.task == "regression" and list(adata.uns["cols"]["target"]) == ["size", "minus"]
+    np.testing.assert_array_equal(columns.history["train_loss"], from_obsm.history["train_loss"])  # same data
+    bc.tl.modules(adata, columns, key_added="cols")
+    assert adata.obsm["cols_scores"].shape == (60, 2, 3)
+
+
+def test_clear_errors(counts):
+    adata = bc.pp.preprocess(counts, n_top_genes=40, min_cells=10)
+    with pytest.raises(KeyError, match="neither in adata.obsm"):
+        bc.tl.train(adata, "no_such_column", **FIT)
+    with pytest.raises(KeyError, match="not found in adata.obs"):
+        bc.tl.train(adata, ["size", "no_such_column"], **FIT)
+    with pytest.raises(ValueError, match="one obs column of labels"):
+        bc.tl.train(adata, ["size"], task="classification", **FIT)
+    result = bc.tl.train(adata, "cell_type", **FIT)
+    with pytest.raises(ValueError, match="genes the model was trained on"):
+        bc.tl.modules(adata[:, :30].copy(), result)
+    with pytest.raises(KeyError, match="run bc.tl.modules first"):
+        bc.tl.get_modules(adata)
+    with pytest.raises(KeyError, match="no training history"):
+        bc.pl.training(adata, key="other")
