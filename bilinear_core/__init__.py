@@ -29,12 +29,13 @@ from . import (
 )
 from .interpret import Modules, eigendecompose, module_scores, top_genes
 from .model import BilinearMLP
-from .train import FitResult, fit
+from .train import FitResult, TrainSettings, fit
 
 __all__ = [
     "BilinearMLP",
     "FitResult",
     "Modules",
+    "TrainSettings",
     "baselines",
     "composition",
     "datasets",

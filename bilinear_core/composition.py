@@ -295,7 +295,7 @@ def overlap_null(
     ``reference`` (default ``modules``; another model's modules are compared in gene space). The null
     puts in the members' place every ``len(members)``-subset of ``candidates`` (outputs of
     ``reference``) that shares no output with ``members`` and is not ``output``, in
-    :func:`itertools.combinations` order. Returns ``(observed, null)``, ``null`` of shape ``(n_null,)``.
+    ``itertools.combinations`` order. Returns ``(observed, null)``, ``null`` of shape ``(n_null,)``.
     """
     reference = modules if reference is None else reference
     if list(reference.var_names) != list(modules.var_names):
@@ -314,14 +314,11 @@ def overlap_null(
 
 
 def overlap_test(
-    modules: Modules,
-    output,
-    members: Sequence[str],
-    candidates: Sequence[str],
-    k: int = 3,
-    reference: Modules | None = None,
+    modules: Modules, output, members: Sequence[str], candidates: Sequence[str], k: int = 3, reference=None
 ) -> dict:
     """:func:`overlap_null` summarised: is the members' overlap higher than other groups'?
+
+    Arguments as for :func:`overlap_null` (``reference``: another model's :class:`Modules`, or ``None``).
 
     Returns ``k``, ``overlap`` (observed), ``null_mean``, ``null_sd``, ``null_max``, ``n_null`` and
     ``p_value`` = (1 + #null ≥ observed) / (1 + n_null).

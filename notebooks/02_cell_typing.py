@@ -25,7 +25,6 @@
 # $\min(10{,}000, n_\text{genes})$ highly variable genes.
 
 # %%
-import bookkit
 import pandas as pd
 import scanpy as sc
 import torch
@@ -34,6 +33,8 @@ from IPython.display import Markdown, display
 import bilinear_core as bc
 from bilinear_core.interpret import gene_ranks, module_auroc, spectrum_energy
 from bilinear_core.report import enrichment_table, summary_table
+
+import bookkit
 
 pd.set_option("display.max_colwidth", 80)
 # One torch thread: this small model gains little from a second one, and on a busy
@@ -137,7 +138,11 @@ decay["weight norm"] = [weight_norm(fit.model) for fit in readings.values()]
 bookkit.styled(decay.rename_axis("weight decay 0.35"))
 
 # %% tags=["remove-input"]
-glue("norm_ratio", float(decay["weight norm"].iloc[1] / decay["weight norm"].iloc[0]), display=False)
+glue(
+    "norm_ratio",
+    float(decay["weight norm"].iloc[1] / decay["weight norm"].iloc[0]),
+    display=False,
+)
 
 # %% [markdown]
 # As an L2 term, 0.35 keeps the weights {glue:text}`norm_ratio:.1f` times smaller than decoupled decay does.
@@ -216,8 +221,14 @@ terms = pd.concat([r.enrichment.assign(output=c) for c, r in reports.items()])
 terms.to_csv(RESULTS / "cell_typing_module0_enrichment.csv", index=False)
 glue("gene_rule", bookkit.gene_list_rule(adata.n_vars), display=False)
 glue("libraries_sentence", bookkit.libraries_sentence(), display=False)
-reactome = bc.datasets.genesets.load_library(bc.datasets.genesets.POST_STAND_INS["Reactome_2022"])
-glue("n_tuba1a_sets", sum("TUBA1A" in members for members in reactome.values()), display=False)
+reactome = bc.datasets.genesets.load_library(
+    bc.datasets.genesets.POST_STAND_INS["Reactome_2022"]
+)
+glue(
+    "n_tuba1a_sets",
+    sum("TUBA1A" in members for members in reactome.values()),
+    display=False,
+)
 
 # %% [markdown]
 # The interpretation pipeline, as in the post:
@@ -294,7 +305,9 @@ glue("beta_auroc_min", float(module_auroc(partner, labels == BETA)[0]), display=
 # Generated from the results below (top genes and most significant terms per pole):
 
 # %% tags=["remove-input"]
-beta_text = bookkit.module_interpretation(reports[BETA], modules, auroc=auroc.loc[BETA, 0])
+beta_text = bookkit.module_interpretation(
+    reports[BETA], modules, auroc=auroc.loc[BETA, 0]
+)
 display(Markdown(beta_text))
 
 # %% [markdown]
@@ -376,7 +389,9 @@ post_ranks = {c: gene_ranks(modules, c, top.split()) for c, top in POST_TOP10.it
 # %% tags=["hide-input"]
 for c in classes.drop(BETA):
     fig = bc.pl.modules(adata, c, groupby=LABEL)
-    text = bookkit.class_dropdown(c, fig, reports[c], modules, auroc.loc[c, 0], post_ranks.get(c))
+    text = bookkit.class_dropdown(
+        c, fig, reports[c], modules, auroc.loc[c, 0], post_ranks.get(c)
+    )
     display(Markdown(text))
 
 # %% [markdown]

@@ -26,7 +26,6 @@
 # genes kept.
 
 # %%
-import bookkit
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -40,6 +39,8 @@ from bilinear_core.frequencies import (
     laplacian_eigenpairs,
 )
 
+import bookkit
+
 # %% tags=["remove-cell"]
 # Book settings. One intra-op torch thread: on a small CPU shared with other processes, busy-waiting OpenMP
 # threads made training ~10x slower; the trained models are the same.
@@ -51,8 +52,12 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 torch.set_num_threads(1)
-warnings.filterwarnings("ignore", message="No data for colormapping")  # predicted_vs_true without labels
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without widgets
+warnings.filterwarnings(
+    "ignore", message="No data for colormapping"
+)  # predicted_vs_true without labels
+warnings.filterwarnings(
+    "ignore", message="IProgress not found"
+)  # tqdm in a kernel without widgets
 RESULTS = bookkit.RESULTS
 
 # %%
@@ -445,7 +450,11 @@ overlap
 n_top = bc.interpret.n_top_genes(adata.n_vars)
 glue("n_top", n_top, display=False)
 for name in POST_TOP10:
-    glue(f"post_overlap{name[-1]}", int(overlap.loc[name, "in our top lists"]), display=False)
+    glue(
+        f"post_overlap{name[-1]}",
+        int(overlap.loc[name, "in our top lists"]),
+        display=False,
+    )
 glue("post_absent", int(overlap["not in the data"].sum()), display=False)
 
 # %% [markdown]

@@ -27,7 +27,6 @@
 # Every number below is computed when the chapter runs; all seeds are fixed.
 
 # %%
-import bookkit
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -39,6 +38,8 @@ from threadpoolctl import threadpool_limits
 import bilinear_core as bc
 from bilinear_core import baselines as bb
 from bilinear_core import stability as bs
+
+import bookkit
 
 # One thread for torch and for scikit-learn's BLAS/OpenMP pools: these models are small,
 # and on a busy machine multi-threaded pools slow each fit down several-fold.
@@ -58,7 +59,12 @@ adata = bc.pp.preprocess(
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-display(Markdown(bookkit.data_note(adata) + " The preprocessing is that of {doc}`02_cell_typing`."))
+display(
+    Markdown(
+        bookkit.data_note(adata)
+        + " The preprocessing is that of {doc}`02_cell_typing`."
+    )
+)
 glue("n_genes", adata.n_vars, display=False)
 
 # %% [markdown]
@@ -216,9 +222,15 @@ only_bilinear, only_baseline, p_mcnemar = bb.mcnemar(*correct)
 
 # %% tags=["remove-input"]
 names = {"linear": "logistic regression"}
-comparison = bookkit.comparison_sentences(gap, names.get(baseline, baseline), only_bilinear, only_baseline, p_mcnemar)
+comparison = bookkit.comparison_sentences(
+    gap, names.get(baseline, baseline), only_bilinear, only_baseline, p_mcnemar
+)
 recall = bookkit.recall_sentences(cell_scores, names=names)
-glue("ranking", bookkit.ranking_sentence(accuracy.drop("bilinear MLP (wd tuned)"), names), display=False)
+glue(
+    "ranking",
+    bookkit.ranking_sentence(accuracy.drop("bilinear MLP (wd tuned)"), names),
+    display=False,
+)
 glue("acc_gap_sentence", comparison["gap"], display=False)
 glue("cost_phrase", comparison["cost"], display=False)
 glue("acc_biltuned", float(accuracy["bilinear MLP (wd tuned)"]), display=False)
@@ -253,7 +265,9 @@ curves = [
     bc.pl.training_curves(relu.history, title="ReLU cell typing"),
     bc.pl.training(adata, "bilinear_freq", title="bilinear frequencies"),
 ]
-title = "Training curves: bilinear and ReLU cell typing, bilinear frequencies (100 epochs)"
+title = (
+    "Training curves: bilinear and ReLU cell typing, bilinear frequencies (100 epochs)"
+)
 display(Markdown(bookkit.dropdown(title, *curves)))
 
 # %% [markdown]
@@ -417,7 +431,9 @@ bookkit.styled(wd_summary).format_index("{:g}")
 # %% tags=["remove-input"]
 wd_sentence = bookkit.weight_decay_sentence(wd_summary, "validation accuracy (seed 42)")
 glue("wd_sentence", wd_sentence, display=False)
-glue("wd_cos", " / ".join(f"{c:.2f}" for c in wd_summary["mean_abs_cos"]), display=False)
+glue(
+    "wd_cos", " / ".join(f"{c:.2f}" for c in wd_summary["mean_abs_cos"]), display=False
+)
 
 # %%
 wd_grid = wd_stability.pivot_table("mean_abs_cos", "output", "weight_decay")
@@ -464,8 +480,16 @@ chance = bs.random_abs_cosine(adata.n_vars)
 glue("n_freq_runs", N_FREQ_RUNS, display=False)
 glue("freq_med_cos_seed", float(freq_cos["seed"]), display=False)
 glue("freq_med_cos_split", float(freq_cos["split"]), display=False)
-glue("freq_jaccard_pair", f"{freq_jaccard['seed']:.2f} and {freq_jaccard['split']:.2f}", display=False)
-glue("freq_stability_sentence", bookkit.frequency_stability_sentence(freq_cos["seed"], chance), display=False)
+glue(
+    "freq_jaccard_pair",
+    f"{freq_jaccard['seed']:.2f} and {freq_jaccard['split']:.2f}",
+    display=False,
+)
+glue(
+    "freq_stability_sentence",
+    bookkit.frequency_stability_sentence(freq_cos["seed"], chance),
+    display=False,
+)
 
 # %% [markdown]
 # For the frequencies the median module-0 $\lvert\cos\rvert$ is **{glue:text}`freq_med_cos_seed:.2f`** across

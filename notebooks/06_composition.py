@@ -49,7 +49,6 @@ torch.set_num_threads(1)
 threadpool_limits(1)
 
 # %%
-import bookkit  # the book's display helpers (notebooks/bookkit.py)
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -57,6 +56,8 @@ import seaborn as sns
 
 import bilinear_core as bc
 from bilinear_core import composition as cp
+
+import bookkit  # the book's display helpers (notebooks/bookkit.py)
 
 # %% [markdown]
 # `composition.condition_table` parses every condition (`"control"`, `"A"` or `"A+B"`) and sorts the
@@ -84,7 +85,11 @@ activated = sorted(set().union(*members.values()))
 glue("n_genes", adata.n_vars, display=False)
 glue("n_singles", len(singles), display=False)
 glue("n_complete", len(complete), display=False)
-glue("targets_in_panel", ", ".join(g for g in activated if g in adata.var_names) or "none", display=False)
+glue(
+    "targets_in_panel",
+    ", ".join(g for g in activated if g in adata.var_names) or "none",
+    display=False,
+)
 
 # %% [markdown]
 # The table counts the conditions of each kind, their cells and the fewest and most cells per condition, over
@@ -175,7 +180,11 @@ plain = {"dropout": "{:g}", "weight decay": "{:g}"}
 bookkit.styled(tuning, precision=4, formatter=plain)
 
 # %% tags=["remove-input"]
-glue("max_mae_gap", float((tuning["validation MAE"] - tuning["training MAE"]).abs().max()), display=False)
+glue(
+    "max_mae_gap",
+    float((tuning["validation MAE"] - tuning["training MAE"]).abs().max()),
+    display=False,
+)
 
 # %% [markdown]
 # The selected setting is marked in the table. Validation MAE would have picked another one, the row with the
@@ -231,9 +240,17 @@ fig.set_size_inches(10, 8.5)
 
 # %% tags=["remove-input"]
 weak_cells = ~np.isin(condition[test_genes], strong)
-glue("weak_to_strong", float(np.isin(predicted[weak_cells], strong).mean()), display=False)
+glue(
+    "weak_to_strong",
+    float(np.isin(predicted[weak_cells], strong).mean()),
+    display=False,
+)
 curves = bc.pl.training(adata, key, title="single genes")
-display(Markdown(bookkit.dropdown("Training curves of the selected single-gene model", curves)))
+display(
+    Markdown(
+        bookkit.dropdown("Training curves of the selected single-gene model", curves)
+    )
+)
 
 # %% [markdown]
 # On held-out cells the model recognises few of the activations: the mean within-cell AUROC over the
@@ -327,10 +344,22 @@ overall = wide.loc["mean"]
 ranking = overall["AUROC"].sort_values(ascending=False)
 bilinear_pairs = wide.loc[complete, "AUROC"]["bilinear MLP"]
 glue("chance_top2", chance["top_k_exact"], display=False)
-glue("auroc_ranking", " > ".join(f"{m} ({v:.3f})" for m, v in ranking.items()), display=False)
-glue("top2_by_model", ", ".join(f"{v:.1%} {m}" for m, v in overall["top-two exact"].items()), display=False)
+glue(
+    "auroc_ranking",
+    " > ".join(f"{m} ({v:.3f})" for m, v in ranking.items()),
+    display=False,
+)
+glue(
+    "top2_by_model",
+    ", ".join(f"{v:.1%} {m}" for m, v in overall["top-two exact"].items()),
+    display=False,
+)
 glue("ceil_auroc_bil", float(overall["ceiling AUROC", "bilinear MLP"]), display=False)
-glue("n_above_ceiling", int((bilinear_pairs >= ceiling["auroc", "bilinear MLP"]).sum()), display=False)
+glue(
+    "n_above_ceiling",
+    int((bilinear_pairs >= ceiling["auroc", "bilinear MLP"]).sum()),
+    display=False,
+)
 glue("pair_top2_max", float(on_pairs["top_k_exact"].max()), display=False)
 strong_members = [g for p in complete + one_seen for g in members[p] if g in strong]
 glue("strong_members", ", ".join(dict.fromkeys(strong_members)), display=False)
@@ -429,7 +458,11 @@ specific = projections["other_ratio"].abs() < 0.5
 glue("n_specific", int(specific.sum()), display=False)
 moves = projections[(projections["pair_ratio"] >= 0.5) & specific]
 glue("n_both_specific", int((moves.groupby("pair").size() == 2).sum()), display=False)
-glue("specific_moves", ", ".join(f"{r.member} in {r.pair}" for r in moves.itertuples()), display=False)
+glue(
+    "specific_moves",
+    ", ".join(f"{r.member} in {r.pair}" for r in moves.itertuples()),
+    display=False,
+)
 
 # %% [markdown]
 # With a pair ratio of at least 0.5 on both members' module 0 as the criterion, these pairs move along both
@@ -506,8 +539,16 @@ glue("k_modules", K_MODULES, display=False)
 glue("random_overlap", 2 * K_MODULES / adata.n_vars, display=False)
 glue("n_null", int(overlap["n_null"].iloc[0]), display=False)
 glue("n_overlap_sig", int((overlap["p_value"] <= 0.05).sum()), display=False)
-glue("n_overlap_sig_across", int((overlap["p_value (single-gene model)"] <= 0.05).sum()), display=False)
-glue("not_sig_list", ", ".join(overlap.index[overlap["p_value"] > 0.05]) or "none", display=False)
+glue(
+    "n_overlap_sig_across",
+    int((overlap["p_value (single-gene model)"] <= 0.05).sum()),
+    display=False,
+)
+glue(
+    "not_sig_list",
+    ", ".join(overlap.index[overlap["p_value"] > 0.05]) or "none",
+    display=False,
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.4), constrained_layout=True)
@@ -575,9 +616,21 @@ clear = additivity.drop(index=noise_limited)
 weaker = additivity[["coef_a", "coef_b"]].min(axis=1)
 stronger = additivity[["coef_a", "coef_b"]].max(axis=1)
 glue("noise_limited", ", ".join(noise_limited) or "none", display=False)
-glue("clear_r2_min", float(clear["r2_additive"].min()) if len(clear) else np.nan, display=False)
-glue("clear_weak_coef_max", float(weaker[clear.index].max()) if len(clear) else np.nan, display=False)
-glue("clear_strong_coef_min", float(stronger[clear.index].min()) if len(clear) else np.nan, display=False)
+glue(
+    "clear_r2_min",
+    float(clear["r2_additive"].min()) if len(clear) else np.nan,
+    display=False,
+)
+glue(
+    "clear_weak_coef_max",
+    float(weaker[clear.index].max()) if len(clear) else np.nan,
+    display=False,
+)
+glue(
+    "clear_strong_coef_min",
+    float(stronger[clear.index].min()) if len(clear) else np.nan,
+    display=False,
+)
 glue("n_sub", int((weaker < 0.8).sum()), display=False)
 recurrent = deviating.groupby("gene").size().sort_values(ascending=False)
 recurrent = ", ".join(f"{g} ({n} pairs)" for g, n in recurrent[recurrent > 1].items())
@@ -672,7 +725,9 @@ summary.to_csv(bookkit.RESULTS / "composition_summary.csv")
 bookkit.styled(summary)
 
 # %% tags=["remove-input"]
-strong_in_pairs = list(dict.fromkeys(g for p in complete for g in members[p] if g in strong))
+strong_in_pairs = list(
+    dict.fromkeys(g for p in complete for g in members[p] if g in strong)
+)
 glue("strong_top_genes", bookkit.largest_shifts(shifts, strong_in_pairs), display=False)
 depth = adata.obs.groupby("condition", observed=True)["ncounts"].mean()
 glue("depth_min", float(depth.min()), display=False)

@@ -22,7 +22,12 @@ from bilinear_core.perturbation import planted_auroc, profile_correlation
 from bilinear_core.report import SIGNS, ModuleReport, enrichment_table
 
 #: Where chapters save reusable artefacts (CSV tables): ``$BILINEAR_RESULTS_DIR`` or ``<repo>/_build/results``.
-RESULTS = Path(os.environ.get("BILINEAR_RESULTS_DIR", Path(__file__).resolve().parents[1] / "_build" / "results"))
+RESULTS = Path(
+    os.environ.get(
+        "BILINEAR_RESULTS_DIR",
+        Path(__file__).resolve().parents[1] / "_build" / "results",
+    )
+)
 RESULTS.mkdir(parents=True, exist_ok=True)
 
 
@@ -33,7 +38,9 @@ def pole_bullets(report: ModuleReport, n_genes: int = 5, n_terms: int = 3) -> st
         genes = ", ".join(report.top_table(n_genes)[sign])
         terms = report.key_terms(sign, n_terms)
         enriched = "; ".join(terms) if terms else "no term passes adjusted p ≤ 0.05"
-        lines.append(f"- **{sign.capitalize()} pole**: led by {genes}. Enriched: {enriched}.")
+        lines.append(
+            f"- **{sign.capitalize()} pole**: led by {genes}. Enriched: {enriched}."
+        )
     return "\n".join(lines)
 
 
@@ -88,7 +95,9 @@ def module_interpretation(
     if same.size and same.max() > 0:
         comparisons.append(f"{abs(this) / same.max():.1f}× the next {sign} eigenvalue")
     if other.size and other.max() > 0:
-        comparisons.append(f"{abs(this) / other.max():.2f}× the largest {opposite} one in magnitude")
+        comparisons.append(
+            f"{abs(this) / other.max():.2f}× the largest {opposite} one in magnitude"
+        )
     share = this**2 / (values**2).sum() if (values**2).sum() > 0 else np.nan
     text = f"Module {report.module} of {report.output} has eigenvalue λ = {this:.3g}"
     text += f" ({' and '.join(comparisons)})" if comparisons else ""
@@ -102,7 +111,9 @@ def module_interpretation(
     return f"{text}\n\n{pole_bullets(report, n_genes=n_genes, n_terms=n_terms)}"
 
 
-def describe_gene_ranks(ranks: pd.DataFrame, n_top: int, detail_outside: bool = True) -> str:
+def describe_gene_ranks(
+    ranks: pd.DataFrame, n_top: int, detail_outside: bool = True
+) -> str:
     """A sentence saying where given genes fall, from a :func:`bilinear_core.interpret.gene_ranks` table.
 
     Positions are 1-based within each sign (1 = strongest loading); ``n_top`` is the length of each
@@ -110,11 +121,15 @@ def describe_gene_ranks(ranks: pd.DataFrame, n_top: int, detail_outside: bool = 
     """
     for column in ("gene", "symbol", "sign", "rank", "in_top"):
         if column not in ranks.columns:
-            raise KeyError(f"ranks has no {column!r} column; build it with bilinear_core.interpret.gene_ranks.")
+            raise KeyError(
+                f"ranks has no {column!r} column; build it with bilinear_core.interpret.gene_ranks."
+            )
 
     def names(rows, with_position=True):
         items = [
-            f"{r.symbol} ({r.sign}, position {int(r.rank) + 1})" if with_position else str(r.gene)
+            f"{r.symbol} ({r.sign}, position {int(r.rank) + 1})"
+            if with_position
+            else str(r.gene)
             for r in rows.itertuples()
         ]
         text = ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
@@ -123,13 +138,19 @@ def describe_gene_ranks(ranks: pd.DataFrame, n_top: int, detail_outside: bool = 
     present = ranks["symbol"].notna()
     parts = []
     groups = (
-        (ranks[present & ranks["in_top"]], f"in the top-{n_top} list of their sign", True),
+        (
+            ranks[present & ranks["in_top"]],
+            f"in the top-{n_top} list of their sign",
+            True,
+        ),
         (ranks[present & ~ranks["in_top"].astype(bool)], "outside the top lists", True),
         (ranks[~present], "not among the genes of the data", False),
     )
     for rows, where, with_position in groups:
         if len(rows) and where == "outside the top lists" and not detail_outside:
-            parts.append(f"{len(rows)} {'gene is' if len(rows) == 1 else 'genes are'} {where}")
+            parts.append(
+                f"{len(rows)} {'gene is' if len(rows) == 1 else 'genes are'} {where}"
+            )
         elif len(rows):
             text, verb = names(rows, with_position)
             parts.append(f"{text} {verb} {where}")
@@ -139,7 +160,11 @@ def describe_gene_ranks(ranks: pd.DataFrame, n_top: int, detail_outside: bool = 
 
 
 def module_report_parts(
-    report: ModuleReport, n_genes: int = 10, n_terms: int = 5, n_enriched: int = 15, caption_suffix: str = ""
+    report: ModuleReport,
+    n_genes: int = 10,
+    n_terms: int = 5,
+    n_enriched: int = 15,
+    caption_suffix: str = "",
 ) -> list:
     """The per-module material of a chapter section or :func:`dropdown`, in order (Markdown strings and tables).
 
@@ -147,22 +172,41 @@ def module_report_parts(
     (or a line saying none passed) and the full top-gene lists. ``caption_suffix`` is appended to every
     caption (e.g. ``" (simulated data)"``).
     """
-    n_genes = min(n_genes, int((report.genes["sign"] == SIGNS[0]).sum()), int((report.genes["sign"] == SIGNS[1]).sum()))
-    parts = [f"**Top {n_genes} genes of module {report.module}{caption_suffix}**", report.top_table(n_genes)]
-    terms = [f"- {sign.capitalize()}: {'; '.join(report.key_terms(sign, n_terms)) or 'none'}" for sign in SIGNS]
+    n_genes = min(
+        n_genes,
+        int((report.genes["sign"] == SIGNS[0]).sum()),
+        int((report.genes["sign"] == SIGNS[1]).sum()),
+    )
+    parts = [
+        f"**Top {n_genes} genes of module {report.module}{caption_suffix}**",
+        report.top_table(n_genes),
+    ]
+    terms = [
+        f"- {sign.capitalize()}: {'; '.join(report.key_terms(sign, n_terms)) or 'none'}"
+        for sign in SIGNS
+    ]
     parts += [f"**Key terms{caption_suffix}** (adjusted p ≤ 0.05)", "\n".join(terms)]
     for sign in SIGNS:
         table = enrichment_table(report, sign, n_enriched)
-        parts.append(f"**Enrichment of the {sign} pole{caption_suffix}** (top {n_enriched} by adjusted p)")
+        parts.append(
+            f"**Enrichment of the {sign} pole{caption_suffix}** (top {n_enriched} by adjusted p)"
+        )
         parts.append(table if len(table) else "No term passes adjusted p ≤ 0.05.")
     for sign in SIGNS:
         genes = report.genes.loc[report.genes["sign"] == sign, "gene"].to_list()
-        parts.append(f"*All {len(genes)} {sign} genes{caption_suffix}*: {', '.join(genes)}")
+        parts.append(
+            f"*All {len(genes)} {sign} genes{caption_suffix}*: {', '.join(genes)}"
+        )
     return parts
 
 
 def regression_interpretation(
-    report: ModuleReport, modules: Modules, r: float, target: str | None = None, n_genes: int = 5, n_terms: int = 3
+    report: ModuleReport,
+    modules: Modules,
+    r: float,
+    target: str | None = None,
+    n_genes: int = 5,
+    n_terms: int = 3,
 ) -> str:
     """:func:`module_interpretation` for a continuous target: adds how the module's score follows it.
 
@@ -182,12 +226,16 @@ def regression_interpretation(
             f"ends of {name}."
         )
     else:
-        strength = "strongly" if abs(r) >= 0.7 else "moderately" if abs(r) >= 0.4 else "weakly"
+        strength = (
+            "strongly" if abs(r) >= 0.7 else "moderately" if abs(r) >= 0.4 else "weakly"
+        )
         sentence = (
             f" Its cell scores follow {name} {strength} (Pearson r = {r:.2f}), so its {high} pole points towards "
             f"the high end of {name} and its {low} pole towards the low end."
         )
-    head, _, bullets = module_interpretation(report, modules, n_genes=n_genes, n_terms=n_terms).partition("\n\n")
+    head, _, bullets = module_interpretation(
+        report, modules, n_genes=n_genes, n_terms=n_terms
+    ).partition("\n\n")
     return f"{head}{sentence}\n\n{bullets}"
 
 
@@ -207,7 +255,11 @@ def data_note(adata, post_n_genes: int = 10_000) -> str:
     kept_all = prep["n_genes"] == prep["n_genes_in"] - prep["n_ribosomal_dropped"]
     genes = (
         f"{prep['n_genes_in']:,} genes, of which {prep['n_ribosomal_dropped']:,} ribosomal genes are dropped and "
-        + ("all others kept" if kept_all else f"the {prep['n_genes']:,} most variable of the rest kept")
+        + (
+            "all others kept"
+            if kept_all
+            else f"the {prep['n_genes']:,} most variable of the rest kept"
+        )
     )
     text = f"We use **{dataset['file']}**, the {dataset['kind']}: {adata.n_obs:,} cells and {genes}, so the model "
     text += f"sees **{adata.n_vars:,} genes**."
@@ -226,7 +278,11 @@ def gene_list_rule(n_genes: int, fraction: float = 0.01, min_genes: int = 50) ->
     n = n_top_genes(n_genes, fraction, min_genes)
     share = int(np.ceil(fraction * n_genes))
     if n > share:
-        floor = f"the floor of {min_genes} applies" if n == min_genes else "the floor applies, capped at half the genes"
+        floor = (
+            f"the floor of {min_genes} applies"
+            if n == min_genes
+            else "the floor applies, capped at half the genes"
+        )
         return (
             f"With {n_genes:,} genes, {fraction:.0%} would be only {share} genes, too few for enrichment, so {floor}: "
             f"each pole here has {n} genes."
@@ -242,7 +298,9 @@ def libraries_sentence(stand_ins: dict[str, str] | None = None) -> str:
     """A sentence naming the libraries used: the post's own ones and the stand-ins, with their originals."""
     stand_ins = POST_STAND_INS if stand_ins is None else stand_ins
     exact = [post for post, local in stand_ins.items() if post == local]
-    other = [f"{local} for {post}" for post, local in stand_ins.items() if post != local]
+    other = [
+        f"{local} for {post}" for post, local in stand_ins.items() if post != local
+    ]
     text = f"the post's {len(stand_ins)} Enrichr libraries, {len(exact)} of them exactly ({', '.join(exact)})"
     if other:
         text += f" and {len(other)} through the closest library available offline ({'; '.join(other)})"
@@ -259,7 +317,9 @@ def libraries_sentence(stand_ins: dict[str, str] | None = None) -> str:
 
 def styled(table: pd.DataFrame, precision: int = 3, **format_kwargs):
     """A table for display: ``precision`` decimals, padding between columns, no index name row clutter."""
-    return table.style.format(precision=precision, thousands=",", **format_kwargs).set_table_styles(
+    return table.style.format(
+        precision=precision, thousands=",", **format_kwargs
+    ).set_table_styles(
         [{"selector": "th, td", "props": "padding: 0.15em 0.7em; text-align: right"}]
     )
 
@@ -281,7 +341,11 @@ def regression_dropdown(
     ``eigenvalue``) naming the module that tracks the target best; ``ranks`` a
     :func:`bilinear_core.interpret.gene_ranks` table of reference genes, described under ``ranks_label``.
     """
-    parts = [fig, "**Overall interpretation (generated)**", regression_interpretation(report, modules, r=r)]
+    parts = [
+        fig,
+        "**Overall interpretation (generated)**",
+        regression_interpretation(report, modules, r=r),
+    ]
     if best is not None:
         parts.append(
             f"Best-tracking module among all {modules.eigenvectors.shape[2]}: module {int(best['module'])} "
@@ -289,7 +353,9 @@ def regression_dropdown(
         )
     parts += module_report_parts(report)
     if ranks is not None:
-        parts.append(f"**{ranks_label}**: {describe_gene_ranks(ranks, n_top_genes(len(modules.var_names)))}")
+        parts.append(
+            f"**{ranks_label}**: {describe_gene_ranks(ranks, n_top_genes(len(modules.var_names)))}"
+        )
     return dropdown(title, *parts)
 
 
@@ -308,11 +374,17 @@ def class_dropdown(
     :func:`module_interpretation`); ``ranks`` a :func:`bilinear_core.interpret.gene_ranks` table of
     reference genes, described under ``ranks_label`` (genes outside the top lists only counted).
     """
-    parts = [fig, "**Overall interpretation (generated)**", module_interpretation(report, modules, auroc=auroc)]
+    parts = [
+        fig,
+        "**Overall interpretation (generated)**",
+        module_interpretation(report, modules, auroc=auroc),
+    ]
     parts += module_report_parts(report)
     if ranks is not None:
         n_top = n_top_genes(len(modules.var_names))
-        parts.append(f"**{ranks_label}**: {describe_gene_ranks(ranks, n_top, detail_outside=False)}")
+        parts.append(
+            f"**{ranks_label}**: {describe_gene_ranks(ranks, n_top, detail_outside=False)}"
+        )
     return dropdown(title, *parts)
 
 
@@ -339,7 +411,9 @@ def largest_shifts(shifts: pd.DataFrame, conditions, n: int = 2) -> str:
     parts = []
     for condition in conditions:
         row = shifts.loc[condition]
-        genes = ", ".join(f"{gene} ({row[gene]:+.2f})" for gene in row.abs().nlargest(n).index)
+        genes = ", ".join(
+            f"{gene} ({row[gene]:+.2f})" for gene in row.abs().nlargest(n).index
+        )
         parts.append(f"{condition}: {genes}")
     return "; ".join(parts)
 
@@ -355,10 +429,15 @@ def value_range(values, fmt: str) -> str:
 def ranking_sentence(accuracy: pd.Series, names: dict | None = None) -> str:
     """``"A (93.1%) > B (92.4%) > …"``: models by accuracy, highest first (``names`` renames models)."""
     names = names or {}
-    return " > ".join(f"{names.get(m, m)} ({v:.1%})" for m, v in accuracy.sort_values(ascending=False).items())
+    return " > ".join(
+        f"{names.get(m, m)} ({v:.1%})"
+        for m, v in accuracy.sort_values(ascending=False).items()
+    )
 
 
-def comparison_sentences(gap: float, baseline: str, only_model: int, only_baseline: int, p: float) -> dict:
+def comparison_sentences(
+    gap: float, baseline: str, only_model: int, only_baseline: int, p: float
+) -> dict:
     """The test-set comparison of a model with its best baseline, from :func:`bilinear_core.baselines.mcnemar`.
 
     ``gap`` is the model's accuracy minus the baseline's; ``only_model`` and ``only_baseline`` count the
@@ -380,13 +459,18 @@ def comparison_sentences(gap: float, baseline: str, only_model: int, only_baseli
         cost = "not paid at all on these test cells"
     else:
         cost = f"{100 * abs(gap):.1f} percentage points here, small" + (
-            " and within chance on this test set" if chance else " but more than chance on this test set"
+            " and within chance on this test set"
+            if chance
+            else " but more than chance on this test set"
         )
     return {"gap": gap_sentence, "cost": cost}
 
 
 def recall_sentences(
-    scores: pd.DataFrame, model: str = "bilinear MLP", baseline: str = "linear", names: dict | None = None
+    scores: pd.DataFrame,
+    model: str = "bilinear MLP",
+    baseline: str = "linear",
+    names: dict | None = None,
 ) -> dict:
     """Sentences on per-class recall from a table with rows ``recall <class>`` and one column per model.
 
@@ -394,7 +478,9 @@ def recall_sentences(
     between the two; ``"lowest"``: the class with the lowest recall for every model (or each model's).
     """
     names = names or {}
-    recalls = scores.loc[scores.index.str.startswith("recall ")].rename(index=lambda r: r.removeprefix("recall "))
+    recalls = scores.loc[scores.index.str.startswith("recall ")].rename(
+        index=lambda r: r.removeprefix("recall ")
+    )
     worst = recalls[model].idxmin()
     gaps = (recalls[model] - recalls[baseline]).abs()
     largest = gaps.idxmax()
@@ -412,12 +498,18 @@ def recall_sentences(
     lowest_sentence = (
         f"The lowest recall, for every model, is that of {lowest.iloc[0]}"
         if lowest.nunique() == 1
-        else "The lowest recalls are " + ", ".join(f"{c} ({m})" for m, c in lowest.items())
+        else "The lowest recalls are "
+        + ", ".join(f"{c} ({m})" for m, c in lowest.items())
     )
     return {"worst": worst_sentence, "lowest": lowest_sentence}
 
 
-def r2_comparison(scores: pd.DataFrame, output_names, model: str = "bilinear MLP", baseline: str = "linear") -> str:
+def r2_comparison(
+    scores: pd.DataFrame,
+    output_names,
+    model: str = "bilinear MLP",
+    baseline: str = "linear",
+) -> str:
     """Which model has the higher test R² per output, from rows ``r2 <output>`` and one column per model."""
     rows = [f"r2 {o}" for o in output_names]
     n_better = int((scores.loc[rows, baseline] > scores.loc[rows, model]).sum())
@@ -463,7 +555,9 @@ def marker_sentences(best: pd.DataFrame, n_top: int, n_genes: int) -> dict:
     return {"pole": pole, "overlap": overlap, "summary": summary}
 
 
-def stability_sentences(stability: pd.DataFrame, split_accuracies, outputs=None) -> dict:
+def stability_sentences(
+    stability: pd.DataFrame, split_accuracies, outputs=None
+) -> dict:
     """Sentences on module stability across seeds and splits, from :func:`bilinear_core.stability.stability_table`.
 
     ``stability`` has columns ``varied`` (``"seed"``/``"split"``) and ``module_name`` (``"0"``, ``"1"``,
@@ -471,9 +565,14 @@ def stability_sentences(stability: pd.DataFrame, split_accuracies, outputs=None)
     orders the outputs (ties go to the first). Returns ``"spread"``, ``"jaccard"``, ``"eigenvalue"``,
     ``"modules_12"`` and ``"last"``.
     """
-    m0 = stability[stability["module_name"] == "0"].pivot(index="output", columns="varied")
+    m0 = stability[stability["module_name"] == "0"].pivot(
+        index="output", columns="varied"
+    )
     m0 = m0 if outputs is None else m0.reindex(list(outputs))
-    cos, medians = m0["mean_abs_cos"], stability.groupby(["varied", "module_name"])["mean_abs_cos"].median()
+    cos, medians = (
+        m0["mean_abs_cos"],
+        stability.groupby(["varied", "module_name"])["mean_abs_cos"].median(),
+    )
     jac, cv = m0["mean_jaccard"].median(), m0["eigenvalue_cv"].max()
     return {
         "spread": f"lowest across seeds {cos['seed'].idxmin()} ({cos['seed'].min():.2f}), highest "
@@ -524,20 +623,50 @@ def test_scores_figure(cell_scores: pd.DataFrame, freq_scores: pd.DataFrame):
     """Test scores of the cell-typing models (accuracy, macro-F1, recall per class) and R² per frequency."""
     import seaborn as sns
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), width_ratios=[3, 1], constrained_layout=True)
-    cell_long = cell_scores.rename(index=lambda m: m.replace("recall ", "")).reset_index(names="metric")
+    fig, axes = plt.subplots(
+        1, 2, figsize=(12, 4.4), width_ratios=[3, 1], constrained_layout=True
+    )
+    cell_long = cell_scores.rename(
+        index=lambda m: m.replace("recall ", "")
+    ).reset_index(names="metric")
     cell_long = cell_long.melt(id_vars="metric", var_name="model", value_name="value")
     sns.barplot(cell_long, x="metric", y="value", hue="model", ax=axes[0])
-    axes[0].set(ylim=(0, 1), xlabel="", ylabel="test score", title="Cell typing: accuracy, macro-F1, recall per class")
+    axes[0].set(
+        ylim=(0, 1),
+        xlabel="",
+        ylabel="test score",
+        title="Cell typing: accuracy, macro-F1, recall per class",
+    )
     axes[0].tick_params(axis="x", rotation=40)
-    axes[0].legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.38), frameon=False)
+    axes[0].legend(
+        fontsize=8,
+        ncols=4,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.38),
+        frameon=False,
+    )
     r2 = freq_scores.loc[freq_scores.index.str.startswith("r2 ")]
-    r2_long = r2.rename(index=lambda m: m.replace("r2 frequency ", "freq ")).reset_index(names="output")
+    r2_long = r2.rename(
+        index=lambda m: m.replace("r2 frequency ", "freq ")
+    ).reset_index(names="output")
     r2_long = r2_long.melt(id_vars="output", var_name="model", value_name="R²")
-    sns.barplot(r2_long, x="output", y="R²", hue="model", ax=axes[1], palette=["tab:blue", "tab:red"])
+    sns.barplot(
+        r2_long,
+        x="output",
+        y="R²",
+        hue="model",
+        ax=axes[1],
+        palette=["tab:blue", "tab:red"],
+    )
     axes[1].axhline(0, color="black", lw=0.6)
     axes[1].set(xlabel="", title="Frequencies: test R²")
-    axes[1].legend(fontsize=8, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+    axes[1].legend(
+        fontsize=8,
+        ncols=2,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+        frameon=False,
+    )
     fig.suptitle("Held-out test cells")
     return fig
 
@@ -555,9 +684,20 @@ def marker_overlap_heatmap(overlap: pd.DataFrame, outputs, n_top: int):
     annot += grid("adjusted_p").map(lambda p: f"q={p:.0e}") + ")"
     fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
     sns.heatmap(
-        jac, annot=annot, fmt="", cmap="Greens", vmin=0, ax=ax, cbar_kws={"label": "Jaccard"}, annot_kws={"fontsize": 8}
+        jac,
+        annot=annot,
+        fmt="",
+        cmap="Greens",
+        vmin=0,
+        ax=ax,
+        cbar_kws={"label": "Jaccard"},
+        annot_kws={"fontsize": 8},
     )
-    ax.set(xlabel="pole of module 0", ylabel="", title=f"Module 0 vs Wilcoxon top-{n_top} markers")
+    ax.set(
+        xlabel="pole of module 0",
+        ylabel="",
+        title=f"Module 0 vs Wilcoxon top-{n_top} markers",
+    )
     return fig
 
 
@@ -574,9 +714,7 @@ SIMULATED_SCIPLEX2 = (
     "runs on the real data.\n:::"
 )
 #: Under every enrichment of simulated cells: what the terms mean there.
-SIMULATED_TERMS = (
-    "*Simulated data: the terms are a check of which planted sets come back, not findings about the drug.*"
-)
+SIMULATED_TERMS = "*Simulated data: the terms are a check of which planted sets come back, not findings about the drug.*"
 #: Caption of the table of planted programs.
 PLANTED_CAPTION = (
     "Planted programs (simulated data): natural-log fold change at full response, times a per-gene "
@@ -594,12 +732,19 @@ RECOVERY_CAPTION = (
 def sciplex2_name(adata) -> str:
     """What the perturbation chapter runs on, for its prose: the simulation or the real file."""
     dataset = adata.uns["dataset"]
-    return "a simulated sci-Plex2" if dataset["simulated"] else f"the real sci-Plex2 data ({dataset['file']})"
+    return (
+        "a simulated sci-Plex2"
+        if dataset["simulated"]
+        else f"the real sci-Plex2 data ({dataset['file']})"
+    )
 
 
 def hash_filter_sentence(adata) -> str:
     """How many cells the authors' hash filters removed (``uns["harmonized"]``), or why they do not apply."""
-    rules = ", ".join(f"{column} {op} {threshold:g}" for column, (op, threshold) in HASH_FILTERS.items())
+    rules = ", ".join(
+        f"{column} {op} {threshold:g}"
+        for column, (op, threshold) in HASH_FILTERS.items()
+    )
     if adata.uns["dataset"]["simulated"]:
         return (
             f"On the real file the loader also applies the authors' cell filters on the hash (well) call ({rules}) "
@@ -609,7 +754,9 @@ def hash_filter_sentence(adata) -> str:
     if not harmonized["n_failing"]:
         return f"The authors' cell filters on the hash (well) call were not applied: {harmonized['cell_filters']}."
     assigned = harmonized["n_cells_in"] - harmonized["n_unassigned_dropped"]
-    each = "; ".join(f"{n:,} fail {column}" for column, n in harmonized["n_failing"].items())
+    each = "; ".join(
+        f"{n:,} fail {column}" for column, n in harmonized["n_failing"].items()
+    )
     return (
         f"Of the {assigned:,} cells with a well assignment, the authors' cell filters on the hash call "
         f"({harmonized['cell_filters']}) remove {harmonized['n_filtered']:,} "
@@ -644,17 +791,36 @@ def sciplex2_data_note(adata) -> str:
 def planted_programs(adata) -> pd.DataFrame:
     """The simulation's planted programs, one row each, with the columns the chapter shows and saves."""
     programs = adata.uns["planted"]["programs"]
-    counts = programs["n_genes_planted"].astype(str) + " of " + programs["n_genes_in_set"].astype(str)
-    columns = ["name", "drug", "library", "term", "direction", "lfc", "ec50", "ec50_off", "shape"]
+    counts = (
+        programs["n_genes_planted"].astype(str)
+        + " of "
+        + programs["n_genes_in_set"].astype(str)
+    )
+    columns = [
+        "name",
+        "drug",
+        "library",
+        "term",
+        "direction",
+        "lfc",
+        "ec50",
+        "ec50_off",
+        "shape",
+    ]
     return programs[columns].assign(planted_genes=counts)
 
 
 def program_rationales(adata) -> str:
     """Markdown bullets: each planted program and the reason it was planted."""
-    return "\n".join(f"- **{p.name}**: {p.rationale}." for p in adata.uns["planted"]["programs"].itertuples())
+    return "\n".join(
+        f"- **{p.name}**: {p.rationale}."
+        for p in adata.uns["planted"]["programs"].itertuples()
+    )
 
 
-def filter_sentence(n_before: int, n_after: int, n_genes: int, min_counts: int = 5_000) -> str:
+def filter_sentence(
+    n_before: int, n_after: int, n_genes: int, min_counts: int = 5_000
+) -> str:
     """How many cells pass the count filter (against the post's numbers) and how many genes the model sees."""
     return (
         f"Of {n_before:,} cells, {n_after:,} ({n_after / n_before:.0%}) have at least {min_counts:,} counts (the "
@@ -683,7 +849,9 @@ def dose_fit_sentence(history: pd.DataFrame, report: pd.DataFrame) -> str:
     )
 
 
-def dose_summary_sentence(report: pd.DataFrame, n_cells: int, min_counts: int = 5_000) -> str:
+def dose_summary_sentence(
+    report: pd.DataFrame, n_cells: int, min_counts: int = 5_000
+) -> str:
     """The chapter's summary of cells and dose-regression errors over treated cells, naming the worst drug."""
     errors = report["MAE, treated cells"]
     listed = ", ".join(f"{value:.2f} ({drug})" for drug, value in errors.items())
@@ -694,10 +862,18 @@ def dose_summary_sentence(report: pd.DataFrame, n_cells: int, min_counts: int = 
     )
 
 
-def significant(report: ModuleReport, cutoff: float = 0.05, n: int = 15) -> ModuleReport:
+def significant(
+    report: ModuleReport, cutoff: float = 0.05, n: int = 15
+) -> ModuleReport:
     """``report`` with only its terms of adjusted p ≤ ``cutoff``, at most ``n`` per sign (for display)."""
-    terms = report.enrichment[report.enrichment["adjusted_p"] <= cutoff].groupby("sign", sort=False).head(n)
-    return ModuleReport(report.output, report.module, report.eigenvalue, report.genes, terms)
+    terms = (
+        report.enrichment[report.enrichment["adjusted_p"] <= cutoff]
+        .groupby("sign", sort=False)
+        .head(n)
+    )
+    return ModuleReport(
+        report.output, report.module, report.eigenvalue, report.genes, terms
+    )
 
 
 def modules_auroc_sentence(values, auroc, cells: str) -> str:
@@ -733,10 +909,18 @@ def recovery_verdicts(recovery: pd.DataFrame) -> str:
     lines = []
     for drug, row in recovery.iterrows():
         gap = row["AUROC module 0"] - row["AUROC Wilcoxon"]
-        compare = "above" if gap > 0.02 else "below" if gap < -0.02 else "about equal to"
+        compare = (
+            "above" if gap > 0.02 else "below" if gap < -0.02 else "about equal to"
+        )
         rank = row["term rank module 0"]
-        term = f"its term ranks {rank:.0f} in its library" if np.isfinite(rank) else "its term gets no hit"
-        missed = " **Module 0 misses this program.**" if row["AUROC module 0"] < 0.65 else ""
+        term = (
+            f"its term ranks {rank:.0f} in its library"
+            if np.isfinite(rank)
+            else "its term gets no hit"
+        )
+        missed = (
+            " **Module 0 misses this program.**" if row["AUROC module 0"] < 0.65 else ""
+        )
         lines.append(
             f"- **{drug}** ({row['program']}, {row['direction']}): AUROC {row['AUROC module 0']:.2f} in module 0 "
             f"(best of 0–2: {row['AUROC best of modules 0–2']:.2f}, module {row['best module']}), {compare} "
@@ -747,7 +931,29 @@ def recovery_verdicts(recovery: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def moderate_dose_table(adata, modules: Modules, profile: pd.DataFrame, drug: str = "SAHA") -> pd.DataFrame:
+def recovery_headline(recovery: pd.DataFrame, tolerance: float = 0.02) -> str:
+    """One sentence: for how many drugs module 0 ranks the planted genes as well as the Wilcoxon test does."""
+    gap = recovery["AUROC module 0"] - recovery["AUROC Wilcoxon"]
+    groups = {
+        "above": gap.index[gap > tolerance],
+        "about equal to": gap.index[gap.abs() <= tolerance],
+        "below": gap.index[gap < -tolerance],
+    }
+    parts = [
+        f"{word} it for {', '.join(drugs)}"
+        for word, drugs in groups.items()
+        if len(drugs)
+    ]
+    return (
+        "module 0 ranks each drug's planted genes (AUROC) "
+        + "; ".join(parts)
+        + f" (within ±{tolerance} counts as equal)"
+    )
+
+
+def moderate_dose_table(
+    adata, modules: Modules, profile: pd.DataFrame, drug: str = "SAHA"
+) -> pd.DataFrame:
     """``drug``'s modules against its two planted programs (monotone ``hill`` and moderate-dose ``bell``).
 
     One row per module of ``profile`` (:func:`bilinear_core.perturbation.dose_profile` of the drug's
@@ -761,10 +967,17 @@ def moderate_dose_table(adata, modules: Modules, profile: pd.DataFrame, drug: st
     doses = profile.index.to_numpy()
 
     def r_with(shape):
-        return profile_correlation(profile["mean"], planted_response(adata, names[shape], doses)).to_numpy()
+        return profile_correlation(
+            profile["mean"], planted_response(adata, names[shape], doses)
+        ).to_numpy()
 
     def auroc(shape):
-        return [planted_auroc(vectors[:, m], adata.var_names, planted["genes"][names[shape]]) for m in range(k)]
+        return [
+            planted_auroc(
+                vectors[:, m], adata.var_names, planted["genes"][names[shape]]
+            )
+            for m in range(k)
+        ]
 
     return pd.DataFrame(
         {
@@ -789,7 +1002,10 @@ def moderate_dose_sentence(table: pd.DataFrame) -> str:
         f"its mean score peaks at {table.index.name} dose {row['peak dose (mean score)']:g} and correlates with the "
         f"planted bell-shaped response at r = {row['r with moderate-dose response']:.2f} across doses. "
     )
-    if row["AUROC moderate-dose genes"] >= 0.7 and row["r with moderate-dose response"] >= 0.5:
+    if (
+        row["AUROC moderate-dose genes"] >= 0.7
+        and row["r with moderate-dose response"] >= 0.5
+    ):
         return text + (
             "So a module tied to the moderate-dose program exists among the first three, as the post's reading "
             "suggests."
