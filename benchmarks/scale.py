@@ -6,14 +6,17 @@ cell is non-zero with probability ``--density``, counts 1–9, 8 random labels) 
 in a fresh process (peak = ``ru_maxrss``; for the two DDP ranks the larger rank), one epoch, hidden 128, lr 1e-4,
 Adam + cosine, the last 1 % of cells (at most 10,000) held out as the validation set:
 
-- ``read``: read and normalise every chunk (size factors, log1p) without training: the data path alone
+- ``read``: read and normalise every chunk (size factors, log1p) without training: the data path alone, in this
+  process (0 workers) or in ``--workers`` DataLoader worker processes (the reader of ``fit_stream(num_workers=)``)
 - ``stats``: the streaming preprocessing pass of ``fit_stream`` (per-cell totals, per-gene mean/variance)
-- ``stream``: ``bilinear_core.stream.fit_stream`` on the whole file and on its first ``--memory-cells`` cells
+- ``stream``: ``bilinear_core.stream.fit_stream`` on the whole file (once per ``--workers`` count) and on its
+  first ``--memory-cells`` cells
 - ``memory``: ``bilinear_core.fit`` on those first cells densified in memory (the data-resident figure)
 - ``ddp2``: ``bilinear_core.distributed.spawn_local(2, ...)`` on those first cells, half the batch per rank
 
 ``cells/s`` is training cells over the call's wall time (validation and set-up included); ``loop cells/s``
-counts only the training loop (``timings["train_cells_per_s"]``). GPU mode: ``--device cuda --genes
+counts only the training loop (``timings["train_cells_per_s"]``). ``peak RSS, all processes`` sums the RSS of the
+process and its reader workers (polled every 50 ms). GPU mode: ``--device cuda --genes
 5000,20000`` (see ``scale_gpu.sh``) runs ``read``, ``stream`` and ``memory`` (data on the GPU) per gene count.
 
 Run: ``nice .venv/bin/python benchmarks/scale.py`` (``--help`` for options; ~15 min and 4 GB of disk here).
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import shutil
 import time
@@ -86,7 +90,7 @@ def worker(cfg: dict) -> dict:
     import torch
 
     torch.set_num_threads(cfg["threads"])
-    from bilinear_core.stream import H5adStream, Preprocessing, fit_stream, streaming_preprocessing
+    from bilinear_core.stream import H5adStream, Preprocessing, _Chunks, _read, fit_stream, streaming_preprocessing
     from bilinear_core.train import TrainSettings
 
     path, cells, device = cfg["path"], cfg.get("cells"), cfg.get("device", "cpu")
@@ -95,9 +99,11 @@ def worker(cfg: dict) -> dict:
         n_hidden=128, epochs=1, batch_size=cfg["batch"], lr=1e-4, seed=42, progress=False, device=device,
         mixed_precision=cfg.get("mixed_precision", False),
     )  # fmt: skip
+    workers = cfg.get("workers", 0)
     reading = dict(chunk_size=cfg["chunk"], buffer_size=cfg["buffer"], prefetch=cfg.get("prefetch", 2))
     kind = cfg["kind"]
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimizer imports torch._dynamo: seconds
+    tree = common.TreeMemoryPoller(os.getpid()).__enter__()
     start = time.perf_counter()
     out: dict = {}
     if kind == "stats":
@@ -106,24 +112,23 @@ def worker(cfg: dict) -> dict:
         out["cells"] = cfg["n_cells"]
     else:
         prep = Preprocessing(**json.loads(prep_path.read_text()))
-    if kind == "read":
+    if kind == "read":  # in line without workers: one core's rate
+        n = cells or cfg["n_cells"]
         with H5adStream(path) as stream:
-            transform = prep.bind(stream.var_names)
             table = stream.chunks(cfg["chunk"])
-            if cells:
-                table = table[table[:, 1] < cells]
-            n = 0
-            for chunk in table:
-                n += min(transform(stream.read(chunk)).shape[0], (cells or cfg["n_cells"]) - int(chunk[1]))
-        out["cells"] = n
+            requests = [(k, np.arange(a, min(b, n))) for k, (_, a, b) in enumerate(table) if a < n]
+            chunks = _Chunks(stream, prep.bind(stream.var_names), table)
+            prefetch = reading["prefetch"] if workers else 0
+            out["cells"] = sum(X.shape[0] for X in _read(chunks, requests, prefetch, workers))
     if kind in ("stream", "memory", "ddp2"):
         n = cells or cfg["n_cells"]
         train_idx, val_idx = split(n)
         out["cells"] = len(train_idx)
     if kind == "stream":
         result = fit_stream(
-            path, "label", settings=settings, preprocessing=prep, train_idx=train_idx, val_idx=val_idx, **reading
-        )
+            path, "label", settings=settings, preprocessing=prep, train_idx=train_idx, val_idx=val_idx, **reading,
+            num_workers=workers,
+        )  # fmt: skip
     elif kind == "memory":
         import bilinear_core as bc
 
@@ -147,7 +152,8 @@ def worker(cfg: dict) -> dict:
     if kind in ("stream", "memory", "ddp2"):
         out["loop_cells_per_s"] = result.timings["train_cells_per_s"]
     out["seconds"] = time.perf_counter() - start
-    out["peak_mib"] = common.max_rss_mib()
+    tree.__exit__()
+    out["peak_mib"], out["peak_tree_mib"] = common.max_rss_mib(), tree.peak_mib
     if kind == "ddp2":
         out["peak_mib"] = max(out["peak_mib"], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     return out
@@ -164,12 +170,14 @@ def run(kind: str, cfg: dict, label: str, rows: list, timeout: float) -> None:
             "data": label,
             "what": kind,
             "device": cfg.get("device", "cpu") + (" bf16" if cfg.get("mixed_precision") else ""),
-            "prefetch": cfg.get("prefetch", 2) if kind in ("stream", "ddp2") else None,
+            "prefetch": cfg.get("prefetch", 2) if kind in ("stream", "ddp2") or cfg.get("workers") else None,
+            "workers": cfg.get("workers", 0) if kind in ("read", "stream") else None,
             "cells": res.get("cells"),
             "seconds": round(res["seconds"], 1) if "seconds" in res else None,
             "cells/s": round(cells_per_s) if cells_per_s else None,
             "loop cells/s": round(res["loop_cells_per_s"]) if "loop_cells_per_s" in res else None,
             "peak RSS (MiB)": round(res["peak_mib"]) if "peak_mib" in res else None,
+            "peak RSS, all processes (MiB)": round(res["peak_tree_mib"]) if "peak_tree_mib" in res else None,
             "error": res.get("error", ""),
         }
     )
@@ -186,6 +194,8 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--chunk-size", type=int, default=8192)
     parser.add_argument("--buffer-size", type=int, default=65_536)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--workers", default="0", help="reader worker counts for read/stream on the whole file")
+    parser.add_argument("--skip-small", action="store_true", help="skip the first --memory-cells comparisons")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--mixed-precision", action="store_true", help="also run bf16 autocast (GPU mode)")
     parser.add_argument("--skip-ddp", action="store_true")
@@ -198,7 +208,7 @@ def main(argv=None) -> pd.DataFrame:
         return pd.DataFrame()
 
     info = common.machine(args.threads)
-    rows, notes = [], []
+    rows, notes, workers = [], [], [int(w) for w in args.workers.split(",")]
     for g in (int(x) for x in args.genes.split(",")):
         path = DIR / f"synthetic_{args.cells}x{g}.h5ad"
         label = f"{args.cells:,} × {g:,}"
@@ -217,15 +227,23 @@ def main(argv=None) -> pd.DataFrame:
         small_label = f"first {small['cells']:,} × {g:,}" if small["cells"] < args.cells else label
         try:
             run("stats", cfg, label, rows, args.timeout)
-            if small["cells"] < args.cells:
-                run("read", cfg, label, rows, args.timeout)
-                run("stream", cfg, label, rows, args.timeout)
-            run("read", small, small_label, rows, args.timeout)
-            run("stream", small, small_label, rows, args.timeout)
-            run("stream", {**small, "prefetch": 0}, small_label, rows, args.timeout)
-            run("memory", small, small_label, rows, args.timeout)
+            for w in workers:
+                run("read", {**cfg, "workers": w}, label, rows, args.timeout)
+                run("stream", {**cfg, "workers": w}, label, rows, args.timeout)
+            if not args.skip_small:
+                if small["cells"] < args.cells:
+                    run("read", small, small_label, rows, args.timeout)
+                    run("stream", small, small_label, rows, args.timeout)
+                run("stream", {**small, "prefetch": 0}, small_label, rows, args.timeout)
+                run("memory", small, small_label, rows, args.timeout)
             if args.mixed_precision:
-                run("stream", {**small, "mixed_precision": True}, small_label, rows, args.timeout)
+                run(
+                    "stream",
+                    {**small, "workers": workers[-1], "mixed_precision": True},
+                    small_label,
+                    rows,
+                    args.timeout,
+                )
                 run("memory", {**small, "mixed_precision": True}, small_label, rows, args.timeout)
             if not args.skip_ddp and args.device == "cpu":
                 run("ddp2", small, small_label, rows, args.timeout)
@@ -238,8 +256,8 @@ def main(argv=None) -> pd.DataFrame:
     notes += [
         f"batch {args.batch_size} (ddp2: {args.batch_size // 2} per rank, same global batch), chunk "
         f"{args.chunk_size} rows, shuffle buffer {args.buffer_size:,} cells, 2 chunks read ahead in a thread "
-        f"(prefetch 0: read in line), hidden 128, 1 epoch, "
-        f"{args.threads} torch thread(s) per process",
+        f"(prefetch 0: read in line) or per reader worker process, hidden 128, 1 epoch, "
+        f"{args.threads} torch thread(s) per process; read with 0 workers: in line",
         "cells/s: training cells / wall time of the call (validation on 1 % of cells and set-up included); "
         "loop cells/s: the training loop alone; memory: fit() on data already densified in memory",
     ]

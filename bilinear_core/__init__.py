@@ -4,7 +4,9 @@ The scanpy-style face works on AnnData: :mod:`~bilinear_core.pp` (preprocessing)
 (training and modules, written into ``adata``) and :mod:`~bilinear_core.pl` (figures). Underneath, the
 array-level functions :func:`fit` and :func:`eigendecompose` serve people who hold arrays. Analyses:
 :mod:`~bilinear_core.enrichment`, :mod:`~bilinear_core.frequencies`, :mod:`~bilinear_core.composition`,
-:mod:`~bilinear_core.perturbation`, :mod:`~bilinear_core.baselines`, :mod:`~bilinear_core.stability`;
+:mod:`~bilinear_core.perturbation`, :mod:`~bilinear_core.baselines`, :mod:`~bilinear_core.stability`,
+:mod:`~bilinear_core.evaluation` (held-out comparison of training settings, e.g. the penalties of
+:mod:`~bilinear_core.regularisation`);
 data sources: :mod:`~bilinear_core.datasets`.
 
 Training beyond memory is imported on its own, so that the common path stays light:
@@ -17,11 +19,13 @@ from . import (
     composition,
     datasets,
     enrichment,
+    evaluation,
     frequencies,
     interpret,
     perturbation,
     pl,
     pp,
+    regularisation,
     report,
     stability,
     tl,
@@ -41,6 +45,7 @@ __all__ = [
     "datasets",
     "eigendecompose",
     "enrichment",
+    "evaluation",
     "fit",
     "frequencies",
     "interpret",
@@ -48,6 +53,7 @@ __all__ = [
     "perturbation",
     "pl",
     "pp",
+    "regularisation",
     "report",
     "stability",
     "tl",

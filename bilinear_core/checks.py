@@ -45,5 +45,6 @@ def get_obs_column(adata: AnnData, key: str):
 
 
 def check_min_cells(n_cells: int, minimum: int, what: str) -> None:
+    """Raise if ``n_cells`` is below ``minimum``, naming ``what`` needs them (e.g. ``"Training"``)."""
     if n_cells < minimum:
         raise ValueError(f"{what} needs at least {minimum} cells, got {n_cells}.")

@@ -318,7 +318,8 @@ def overlap_test(
 ) -> dict:
     """:func:`overlap_null` summarised: is the members' overlap higher than other groups'?
 
-    Arguments as for :func:`overlap_null` (``reference``: another model's :class:`Modules`, or ``None``).
+    Arguments as for :func:`overlap_null` (``reference``: another model's
+    :class:`~bilinear_core.interpret.Modules`, or ``None``).
 
     Returns ``k``, ``overlap`` (observed), ``null_mean``, ``null_sd``, ``null_max``, ``n_null`` and
     ``p_value`` = (1 + #null ≥ observed) / (1 + n_null).

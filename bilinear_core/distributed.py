@@ -6,14 +6,20 @@ like one process with ``W × batch_size`` cells per batch. Launch with torchrun,
     torchrun --standalone --nproc-per-node 2 -m bilinear_core.distributed data/a.h5ad data/b.h5ad \\
         --target cell_type --out model.pt --n-top-genes 5000 --batch-size 256
 
-gloo on CPU, nccl on CUDA (one GPU per rank, ``LOCAL_RANK``). Rank 0 writes ``--out`` with
-:func:`bilinear_core.checkpoint.save_result`; read it back with :func:`bilinear_core.checkpoint.load_result`.
+gloo on CPU, nccl on CUDA (one GPU per process, chosen by ``LOCAL_RANK``, so several nodes work alike:
+``torchrun --nnodes N --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id JOB ...`` on every node). The
+global rank 0 writes ``--out`` with :func:`bilinear_core.checkpoint.save_result` (read it back with
+:func:`bilinear_core.checkpoint.load_result`) and the ``--checkpoint``; the data, ``--out`` and
+``--checkpoint`` paths must name the same files on every node (shared storage). With ``--checkpoint`` and
+``--resume`` a job restarted by ``torchrun --max-restarts N`` continues from the last checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import socket
 from dataclasses import replace
@@ -23,10 +29,10 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import load_result, save_result
+from .checkpoint import Checkpoint, inject_fault, load_result, save_result
 from .devices import resolve_device
 from .stream import BUFFER_SIZE, CHUNK_SIZE, H5adStream, fit_stream, streaming_preprocessing
-from .train import SETTING_NAMES, FitResult, TrainSettings
+from .train import SETTING_NAMES, FitResult, TrainSettings, bind_checkpoint
 
 
 class _DDPGroup:
@@ -63,8 +69,12 @@ def fit_distributed(
     :class:`~bilinear_core.stream.Preprocessing` to skip that pass. Chunks holding training cells are
     dealt round-robin to the ranks each epoch and every rank takes as many steps as the rank with the
     fewest cells, so up to a chunk per rank is skipped in an epoch (a different one each epoch when shuffling).
+    ``checkpoint``/``resume`` and ``num_workers`` (DataLoader reader processes per rank) as for
+    :func:`~bilinear_core.stream.fit_stream`; every rank's generators are saved, so a run restarted on as
+    many processes continues where the checkpoint was taken.
     """
     settings = TrainSettings.resolve(settings, **{k: kwargs.pop(k) for k in SETTING_NAMES if k in kwargs})
+    bind_checkpoint(kwargs.get("checkpoint"), kwargs.get("resume", False))  # fails before any statistics pass
     dev = resolve_device(settings.device)
     if dev.type == "mps":
         raise ValueError("DDP does not run on MPS; use device='cpu'.")
@@ -84,6 +94,13 @@ def fit_distributed(
             raise RuntimeError(
                 f"fit_distributed runs under torchrun (missing environment variables {missing}); e.g. `torchrun "
                 "--standalone --nproc-per-node 2 -m bilinear_core.distributed FILES --target KEY --out model.pt`."
+            )
+        restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
+        if restarted and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            raise RuntimeError(
+                "This process is a restart by torchrun, whose shared rendezvous store still holds the failed "
+                "attempt's addresses, so the process group cannot form (PyTorch issue #135712, still in torch "
+                "2.13): launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment."
             )
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(hours=2))
     try:
@@ -176,25 +193,41 @@ def main(argv=None) -> None:
     p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     p.add_argument("--buffer-size", type=int, default=BUFFER_SIZE)
     p.add_argument("--no-shuffle", action="store_true")
-    p.add_argument("--prefetch", type=int, default=2, help="chunks read ahead in a background thread")
+    p.add_argument("--prefetch", type=int, default=2, help="chunks read ahead (per worker with --num-workers)")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes reading chunks, per rank")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file, saved at epoch ends (and --checkpoint-every)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="also save every N optimizer steps")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint when it exists (restarts)")
+    p.add_argument("--fail-at-step", type=int, default=None, help="tests: a rank dies at this step, first attempt")
+    p.add_argument("--fail-rank", type=int, default=None, help="tests: the rank that dies (default: the last)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--mixed-precision", action="store_true", help="bf16 autocast")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    logging.basicConfig(format="%(name)s: %(message)s")
+    logging.getLogger("bilinear_core").setLevel(logging.INFO)  # e.g. where a restarted job resumes
     if a.threads:
         torch.set_num_threads(a.threads)
+    if (a.resume or a.checkpoint_every) and not a.checkpoint:
+        p.error("--resume and --checkpoint-every need --checkpoint")
+    checkpoint = Checkpoint(a.checkpoint, every=a.checkpoint_every) if a.checkpoint else None
     settings = TrainSettings(
         task=a.task, n_hidden=a.n_hidden, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
         weight_decay=a.weight_decay, loss=a.loss, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
         mixed_precision=a.mixed_precision, progress=not a.no_progress,
     )  # fmt: skip
-    result = fit_distributed(
-        a.files, a.target, out=a.out, settings=settings, layer=a.layer, n_top_genes=a.n_top_genes,
-        preprocessing="none" if a.no_normalize else "normalize_log1p", chunk_size=a.chunk_size,
-        buffer_size=a.buffer_size, shuffle=not a.no_shuffle, prefetch=a.prefetch,
-    )  # fmt: skip
-    if int(os.environ.get("RANK", 0)) == 0:
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    first_attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) == 0
+    dies = a.fail_at_step is not None and first_attempt and rank == (world - 1 if a.fail_rank is None else a.fail_rank)
+    with inject_fault(a.fail_at_step) if dies else contextlib.nullcontext():
+        result = fit_distributed(
+            a.files, a.target, out=a.out, settings=settings, layer=a.layer, n_top_genes=a.n_top_genes,
+            preprocessing="none" if a.no_normalize else "normalize_log1p", chunk_size=a.chunk_size,
+            buffer_size=a.buffer_size, shuffle=not a.no_shuffle, prefetch=a.prefetch, num_workers=a.num_workers,
+            checkpoint=checkpoint, resume="auto" if a.resume else False,
+        )  # fmt: skip
+    if rank == 0:
         last = result.history.iloc[-1].to_dict()
         summary = {
             k: {**result.settings, **result.timings}[k]

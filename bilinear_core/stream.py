@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -38,6 +40,7 @@ from .train import (
     FitResult,
     SingleProcess,
     TrainSettings,
+    bind_checkpoint,
     check_positive_integers,
     encode_targets,
     resolve_split,
@@ -160,6 +163,7 @@ class H5adStream:
         items = [files] if isinstance(files, (str, Path, AnnData)) else list(files)
         if not items:
             raise ValueError("No input files given.")
+        self.items, self.layer = items, layer  # to open them again in another process
         self.sources: list[_Source] = []
         try:
             for item in items:
@@ -392,57 +396,144 @@ def _epoch_chunks(chunks, counts, shuffle: bool, rng: np.random.Generator, rank:
     return order[rank::world], [int(counts[order[r::world]].sum()) for r in range(world)]
 
 
-def _read_ahead(stream, transform, table, order, cells_in, prefetch: int):
-    """Yield ``(cells, CSR rows)`` of the non-empty chunks in ``order``, reading up to ``prefetch`` chunks ahead
-    in a background thread (h5py reads and NumPy normalisation overlap with training); 0 reads in line."""
-    order = [k for k in order if len(cells_in[k])]
+class _Chunks(torch.utils.data.Dataset):
+    """Chunk reads for :func:`_read`: ``(chunk, cells)`` -> the normalised CSR rows of ``cells`` (sorted global ids).
+
+    In the main process it reads the open ``stream``; a DataLoader worker process opens the files again (h5py
+    handles do not cross processes): backed AnnData by their file, AnnData in memory as they are.
+    """
+
+    def __init__(self, stream: H5adStream, transform: _Transform, table: np.ndarray):
+        self.items = [Path(i.filename) if isinstance(i, AnnData) and i.isbacked else i for i in stream.items]
+        self.layer, self.transform, self.table = stream.layer, transform, table
+        self._stream, self._pid = stream, os.getpid()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_stream": None, "_pid": None}
+
+    def __getitem__(self, request) -> sparse.csr_matrix:
+        if self._pid != os.getpid():  # a worker process: its own file handles
+            self._stream, self._pid = H5adStream(self.items, self.layer), os.getpid()
+        k, cells = request
+        return self._stream.read_cells(self.table[k], cells, self.transform)
+
+
+def _shareable(X: sparse.csr_matrix):
+    """A CSR matrix as tensors, which DataLoader workers hand over in shared memory (no copy through a pipe)."""
+    return X.shape, *(torch.from_numpy(a) for a in (X.data, X.indices, X.indptr))
+
+
+def _read(chunks: _Chunks, requests: list, prefetch: int, num_workers: int):
+    """Yield the CSR rows of each ``(chunk, cells)`` of ``requests``, in order: with ``num_workers`` DataLoader
+    worker processes (each ``prefetch`` chunks ahead, at least 1), else in this process, ``prefetch`` chunks ahead in
+    a background thread (h5py reads and NumPy normalisation overlap with training; 0: read in line)."""
+    if num_workers:
+        loader = torch.utils.data.DataLoader(
+            chunks, batch_size=None, sampler=requests, num_workers=num_workers, collate_fn=_shareable,
+            prefetch_factor=max(prefetch, 1), generator=torch.Generator(),  # its seed: not from torch's global RNG
+        )  # fmt: skip
+        batches = iter(loader)
+        try:
+            for shape, *arrays in batches:
+                yield sparse.csr_matrix(tuple(a.numpy() for a in arrays), shape=shape)
+        finally:
+            batches._shutdown_workers()  # at once, also when training stops early
+        return
     if prefetch < 1:
-        yield from ((cells_in[k], stream.read_cells(table[k], cells_in[k], transform)) for k in order)
+        yield from (chunks[r] for r in requests)
         return
     pool, pending = ThreadPoolExecutor(max_workers=1), deque()
     try:
-        for i, k in enumerate(order):
-            pending.append(pool.submit(stream.read_cells, table[k], cells_in[k], transform))
+        for i, request in enumerate(requests):
+            pending.append(pool.submit(chunks.__getitem__, request))
             if i >= prefetch:
-                yield cells_in[order[i - prefetch]], pending.popleft().result()
-        for i, future in enumerate(pending, start=len(order) - len(pending)):
-            yield cells_in[order[i]], future.result()
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _batches(stream, transform, table, order, cells_in, batch_size, buffer_size, shuffle, generator, prefetch=2):
-    """Yield ``(global cell ids, CSR rows)`` batches from chunks ``table[order]``; ``cells_in[k]``: chunk k's cells."""
-    ids, blocks, held = [], [], 0
-    chunks = _read_ahead(stream, transform, table, order, cells_in, prefetch)
-    try:
-        for cells, block in chunks:
-            ids.append(cells)
-            blocks.append(block)
-            held += len(cells)
-            if held >= buffer_size:
-                ids, blocks, held = yield from _drain(ids, blocks, batch_size, shuffle, generator, final=False)
-        yield from _drain(ids, blocks, batch_size, shuffle, generator, final=True)
-    finally:
-        chunks.close()  # stops the reader thread when training stops early
+def _plan(order, cells_in, batch_size: int, buffer_size: int, shuffle: bool, generator: torch.Generator):
+    """An epoch's batches as cell ids, one buffer drain at a time, without reading any data.
+
+    The chunks ``order`` (non-empty ones) fill a buffer; once it holds ``buffer_size`` cells it is sorted by cell
+    and permuted (``shuffle``; else kept in file order), cut into full batches, and the rest stays for the next
+    drain; the last drain yields every cell left. Yields ``(chunks of order read so far, buffer cells, batches,
+    rest)``, the last two as positions into the buffer cells.
+    """
+    carry, start, held = np.empty(0, dtype=np.int64), 0, 0
+
+    def drain(stop: int, final: bool):
+        cells = np.concatenate([carry, *(cells_in[k] for k in order[start:stop])])
+        if shuffle:  # sorted, then permuted: one buffer holding every cell reproduces fit's randperm
+            cells = np.sort(cells)
+            perm = torch.randperm(len(cells), generator=generator).numpy()
+        else:
+            perm = np.arange(len(cells))
+        n_out = len(perm) if final else len(perm) - len(perm) % batch_size
+        return stop, cells, [perm[a : a + batch_size] for a in range(0, n_out, batch_size)], perm[n_out:]
+
+    for i, k in enumerate(order):
+        held += len(cells_in[k])
+        if held >= buffer_size:
+            stop, cells, batches, rest = drained = drain(i + 1, final=False)
+            yield drained
+            carry, start, held = cells[rest], stop, len(rest)
+    if held:
+        yield drain(len(order), final=True)
 
 
-def _drain(ids, blocks, batch_size, shuffle, generator, final):
-    if not ids:
-        return [], [], 0
-    cells, X = np.concatenate(ids), sparse.vstack(blocks, format="csr")
-    if shuffle:  # sort by cell, then permute: one buffer holding every cell reproduces fit's randperm
-        by_cell = np.argsort(cells, kind="stable")
-        cells, X = cells[by_cell], X[by_cell]
-        order = torch.randperm(len(cells), generator=generator).numpy()
+def _batches(read, order, cells_in, batch_size, buffer_size, shuffle, generator, steps=None, skip=0):
+    """Yield ``(global cell ids, CSR rows)``: batches ``skip`` to ``steps - 1`` (default: to the end) of the epoch
+    over chunks ``order`` (``cells_in[k]``: chunk k's cells), read by ``read(requests)`` (:func:`_read`).
+
+    The batches are those of :func:`_plan`. Batches taken before a checkpoint are skipped unread: the first drain
+    with a batch to yield reads its cells from the chunks that hold them, and each later drain its own chunks.
+    """
+    order = [k for k in order if len(cells_in[k])]
+    steps = np.inf if steps is None else steps
+    drains, taken = _plan(order, cells_in, batch_size, buffer_size, shuffle, generator), 0
+    while taken < steps:  # skip whole drains; stop pulling once `steps` batches are planned (as the epoch does)
+        drain = next(drains, None)
+        if drain is None:
+            return
+        stop, cells, batches, rest = drain
+        if taken + len(batches) > skip:
+            break
+        taken += len(batches)
     else:
-        order = np.arange(len(cells))
-    n_out = len(order) if final else len(order) - len(order) % batch_size
-    for start in range(0, n_out, batch_size):
-        pick = order[start : start + batch_size]
-        yield cells[pick], X[pick]
-    rest = order[n_out:]
-    return ([cells[rest]], [X[rest]], len(rest)) if len(rest) else ([], [], 0)
+        return
+    held = [(k, cells_in[k][np.isin(cells_in[k], cells)]) for k in order[:stop]]
+    held = [(k, c) for k, c in held if len(c)]
+    blocks = read(held + [(k, cells_in[k]) for k in order[stop:]])
+    try:
+        X = _arrange(np.concatenate([c for _, c in held]), [next(blocks) for _ in held], cells)
+        position, step = skip - taken, skip
+        while True:
+            for pick in batches[position:]:
+                if step >= steps:
+                    return
+                yield cells[pick], X[pick]
+                step += 1
+            drain = next(drains, None) if step < steps else None
+            if drain is None:
+                return
+            ids, carried = cells[rest], X[rest]
+            new, (stop, cells, batches, rest), position = order[stop : drain[0]], drain, 0
+            ids = np.concatenate([ids, *(cells_in[k] for k in new)])
+            X = _arrange(ids, [carried, *(next(blocks) for _ in new)], cells)
+    finally:
+        blocks.close()  # stops the reader thread or worker processes
+
+
+def _arrange(ids: np.ndarray, blocks: list, cells: np.ndarray) -> sparse.csr_matrix:
+    """The rows of the stacked ``blocks`` (cells ``ids``) in the order of ``cells``."""
+    X = sparse.vstack(blocks, format="csr")
+    if np.array_equal(ids, cells):
+        return X
+    sorter = np.argsort(ids)
+    return X[sorter[np.searchsorted(ids, cells, sorter=sorter)]]
 
 
 def _dense(X: sparse.csr_matrix, device: torch.device) -> torch.Tensor:
@@ -467,10 +558,11 @@ class StreamSource:
     :func:`~bilinear_core.train.train_model`.
 
     The rows are cut into chunks of ``chunk_size``; each epoch the chunks holding training cells are
-    dealt round-robin (in a seeded order with ``shuffle``) to the ``world_size`` processes, read
-    ``prefetch`` chunks ahead in a thread, normalised by ``preprocessing`` into a shuffle buffer of
-    ``buffer_size`` cells and cut into batches densified on ``device``. Every process takes as many steps
-    as the one with the fewest training cells. Validation reads the chunks that hold validation cells.
+    dealt round-robin (in a seeded order with ``shuffle``) to the ``world_size`` processes, read and
+    normalised by ``preprocessing`` (``prefetch`` chunks ahead in a thread, or in ``num_workers`` DataLoader
+    worker processes: the same batches either way) into a shuffle buffer of ``buffer_size`` cells and cut into
+    batches densified on ``device``. Every process takes as many steps as the one with the fewest training
+    cells. Validation reads the chunks that hold validation cells.
     """
 
     def __init__(
@@ -487,14 +579,18 @@ class StreamSource:
         chunk_size: int = CHUNK_SIZE,
         buffer_size: int = BUFFER_SIZE,
         prefetch: int = 2,
+        num_workers: int = 0,
         rank: int = 0,
         world_size: int = 1,
     ):
         self.stream, self.targets, self.device = stream, targets, device
         self.transform = preprocessing.bind(stream.var_names)
-        self.shuffle, self.buffer_size, self.prefetch = shuffle, buffer_size, prefetch
+        self.shuffle, self.buffer_size = shuffle, buffer_size
         self.batch_size, self.rank, self.world_size = settings.batch_size, rank, world_size
         self.table = stream.chunks(chunk_size)
+        self.read = partial(
+            _read, _Chunks(stream, self.transform, self.table), prefetch=prefetch, num_workers=num_workers
+        )
         starts = stream.offsets[self.table[:, 0]] + self.table[:, 1]
         stops = stream.offsets[self.table[:, 0]] + self.table[:, 2]
         self.train_in, self.val_in = (
@@ -512,20 +608,27 @@ class StreamSource:
         self.chunk_rng = np.random.default_rng(settings.seed)
         self.generator = torch.Generator().manual_seed(settings.seed + rank)
 
-    def train_batches(self) -> Batches:
+    def train_batches(self, skip: int = 0) -> Batches:
         mine, per_rank = _epoch_chunks(
             self.table, self.train_counts, self.shuffle, self.chunk_rng, self.rank, self.world_size
         )
         steps = min(-(-c // self.batch_size) for c in per_rank)  # every rank takes the same number of steps
         batches = _batches(
-            self.stream, self.transform, self.table, mine, self.train_in, self.batch_size, self.buffer_size,
-            self.shuffle, self.generator, self.prefetch,
+            self.read, mine, self.train_in, self.batch_size, self.buffer_size, self.shuffle, self.generator, steps,
+            skip,
         )  # fmt: skip
         try:
-            for _, (cells, X) in zip(range(steps), batches):
+            for cells, X in batches:
                 yield _dense(X, self.device), self.targets[cells].to(self.device)
         finally:
-            batches.close()  # stops the reader thread
+            batches.close()  # stops the reader thread or worker processes
+
+    def state_dict(self) -> dict:
+        return {"chunk_rng": self.chunk_rng.bit_generator.state, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.chunk_rng.bit_generator.state = state["chunk_rng"]
+        self.generator.set_state(state["generator"])
 
     def val_batches(self, batch: int = 2048) -> Batches:
         for k in range(self.rank, len(self.val_in), self.world_size):
@@ -550,6 +653,9 @@ def fit_stream(
     chunk_size: int = CHUNK_SIZE,
     buffer_size: int = BUFFER_SIZE,
     prefetch: int = 2,
+    num_workers: int = 0,
+    checkpoint=None,
+    resume=False,
     _group=None,
     **hyperparameters,
 ) -> FitResult:
@@ -578,8 +684,15 @@ def fit_stream(
     shuffle, chunk_size, buffer_size
         Chunks of ``chunk_size`` rows in a seeded random order, batches drawn from a seeded permutation of a
         buffer of at most ``buffer_size`` cells (plus one chunk). ``shuffle=False``: file order.
-    prefetch
-        Chunks read and normalised ahead in a background thread, overlapping with training (0: none).
+    prefetch, num_workers
+        Chunks are read and normalised in ``num_workers`` DataLoader worker processes, each ``prefetch`` chunks
+        ahead (at least 1), or with ``num_workers=0`` in this process, ``prefetch`` chunks ahead in a
+        background thread (0: in line). The batches do not depend on either.
+    checkpoint, resume
+        A :class:`~bilinear_core.checkpoint.Checkpoint` and whether to continue from it (``True``, or
+        ``"auto"``: when the file exists), as in :func:`~bilinear_core.train.fit`. A resumed run regenerates
+        the interrupted epoch's chunk order and buffer permutations and skips the batches already taken
+        without reading them. ``prefetch``, ``num_workers``, ``device`` and the file paths may change.
 
     Notes
     -----
@@ -590,8 +703,10 @@ def fit_stream(
     """
     settings = TrainSettings.resolve(settings, **hyperparameters)
     check_positive_integers(chunk_size=chunk_size, buffer_size=buffer_size)
-    if isinstance(prefetch, bool) or not isinstance(prefetch, numbers.Integral) or prefetch < 0:
-        raise ValueError(f"prefetch must be an integer of at least 0, got {prefetch!r}.")
+    for name, value in (("prefetch", prefetch), ("num_workers", num_workers)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be an integer of at least 0, got {value!r}.")
+    bind_checkpoint(checkpoint, resume)  # a wrong checkpoint or resume fails before the statistics pass
     if isinstance(preprocessing, str) and preprocessing not in ("normalize_log1p", "none"):
         raise ValueError(f"preprocessing must be 'normalize_log1p', 'none' or a Preprocessing, got {preprocessing!r}.")
     if n_top_genes is not None and not (isinstance(preprocessing, str) and preprocessing == "normalize_log1p"):
@@ -615,15 +730,22 @@ def fit_stream(
         labels = stream.obs_column(target_key) if task == "classification" else stream.targets(target_key)
         targets, names, classes = encode_targets(labels, task, n)
         train_idx, val_idx = (np.sort(idx) for idx in resolve_split(targets, settings, train_idx, val_idx))
-        reading = dict(shuffle=shuffle, chunk_size=chunk_size, buffer_size=buffer_size, prefetch=prefetch)
+        reading = dict(
+            shuffle=shuffle, chunk_size=chunk_size, buffer_size=buffer_size, prefetch=prefetch, num_workers=num_workers
+        )
+        record = settings.record(
+            len(train_idx), len(val_idx), dev, streaming=True, **reading, world_size=group.world_size,
+            files=[s.name for s in stream.sources], var_names=list(prep.genes), preprocessing=prep.to_dict(),
+        )  # fmt: skip
+        checkpoint = bind_checkpoint(
+            checkpoint, resume, settings=record, var_names=prep.genes, output_names=names, train_idx=train_idx,
+            val_idx=val_idx,
+        )  # fmt: skip
         source = StreamSource(
             stream, prep, targets, train_idx, val_idx, settings, dev, **reading, rank=group.rank,
             world_size=group.world_size,
         )  # fmt: skip
-        model, history, timings = train_model(source, settings, len(prep.genes), len(names), dev, group=group)
-        files = [s.name for s in stream.sources]
-    record = settings.record(
-        len(train_idx), len(val_idx), dev, streaming=True, **reading, world_size=group.world_size, files=files,
-        var_names=list(prep.genes), preprocessing=prep.to_dict(),
-    )  # fmt: skip
+        model, history, timings = train_model(
+            source, settings, len(prep.genes), len(names), dev, group=group, checkpoint=checkpoint
+        )
     return FitResult(model, history, train_idx, val_idx, task, names, classes, list(prep.genes), record, timings)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from .checks import as_dense_float, check_finite, check_min_cells
 from .devices import autocast, check_device, model_device, resolve_device
 from .model import BilinearMLP
+from .regularisation import EarlyStopping, collapse_latent, expand_inputs, gene_set_groups, proximal_step
 
 TASKS = ("classification", "regression")
 REGRESSION_LOSSES = {"huber": nn.HuberLoss, "mse": nn.MSELoss, "l1": nn.L1Loss}
@@ -33,7 +34,7 @@ MIN_CELLS = 10
 # the hyper-parameters FitResult.settings records, in its order (task first; loss, split sizes and device last)
 RECORDED = (
     "n_hidden", "epochs", "batch_size", "lr", "weight_decay", "decoupled_weight_decay", "seed", "dropout", "bias",
-    "mixed_precision",
+    "mixed_precision", "patience", "l1_penalty", "gene_penalty", "gene_set_penalty", "gene_sets",
 )  # fmt: skip
 
 
@@ -77,6 +78,16 @@ class TrainSettings:
         ``"mps"``; the model stays there. ``mixed_precision=True`` runs forward passes under bf16 autocast.
     progress
         Show a progress bar (cells trained, validation loss and metric after each epoch).
+    patience
+        Early stopping: stop once the validation loss has not improved for ``patience`` epochs and restore
+        the best epoch's weights (:class:`~bilinear_core.regularisation.EarlyStopping`); ``None`` (default):
+        train all ``epochs``.
+    l1_penalty, gene_penalty, gene_set_penalty, gene_sets
+        Sparsity priors on the bilinear factors ``W``, ``V``, applied as proximal steps so that weights
+        reach exact zeros (:mod:`bilinear_core.regularisation`): L1 on every weight; a per-gene group lasso
+        (a gene's weights in both factors leave together); a gene-set group lasso (latent group lasso over
+        the sets of ``gene_sets``, a ``{name: genes}`` dict or a library name, in-memory training only).
+        0 (default): no penalty. The two group penalties exclude each other; either combines with L1.
     """
 
     task: str = "classification"
@@ -94,6 +105,11 @@ class TrainSettings:
     device: str | torch.device = "auto"
     mixed_precision: bool = False
     progress: bool = True
+    patience: int | None = None
+    l1_penalty: float = 0.0
+    gene_penalty: float = 0.0
+    gene_set_penalty: float = 0.0
+    gene_sets: str | dict | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -107,7 +123,8 @@ class TrainSettings:
             raise ValueError(f"seed must be an integer, got {self.seed!r}.")
         for name, low, high, closed in (
             ("lr", 0.0, np.inf, False), ("weight_decay", 0.0, np.inf, True), ("val_fraction", 0.0, 1.0, False),
-            ("dropout", 0.0, 1.0, True),
+            ("dropout", 0.0, 1.0, True), ("l1_penalty", 0.0, np.inf, True), ("gene_penalty", 0.0, np.inf, True),
+            ("gene_set_penalty", 0.0, np.inf, True),
         ):  # fmt: skip
             value = getattr(self, name)
             inside = isinstance(value, numbers.Real) and (low <= value if closed else low < value) and value < high
@@ -118,6 +135,12 @@ class TrainSettings:
             if not isinstance(getattr(self, name), bool | np.bool_):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
         check_device(self.device)
+        if self.patience is not None:
+            check_positive_integers(patience=self.patience)
+        if self.gene_penalty > 0 and self.gene_set_penalty > 0:
+            raise ValueError("gene_penalty and gene_set_penalty exclude each other; set one of them to 0.")
+        if (self.gene_set_penalty > 0) != (self.gene_sets is not None):
+            raise ValueError("gene_set_penalty > 0 needs gene_sets (a {name: genes} dict or a library name), and back.")
 
     @classmethod
     def resolve(cls, settings: TrainSettings | None = None, **overrides) -> TrainSettings:
@@ -165,6 +188,11 @@ class FitResult:
     var_names: list[str] | None = None
     settings: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+
+    @property
+    def best_epoch(self) -> int:
+        """Epoch (from 1) of the lowest validation loss; with early stopping, the epoch of the model's weights."""
+        return int(self.history["epoch"].iloc[int(np.argmin(self.history["val_loss"].to_numpy()))])
 
     def predict(self, X) -> np.ndarray:
         """Model outputs ``(n, t)``: logits (classification) or predictions (regression)."""
@@ -250,11 +278,17 @@ class Source(Protocol):
     n_train: int
     name: str
 
-    def train_batches(self) -> Batches:
-        """This process's training batches of the next epoch (every process yields as many)."""
+    def train_batches(self, skip: int = 0) -> Batches:
+        """This process's training batches of the next epoch (every process yields as many) but the first ``skip``."""
 
     def val_batches(self) -> Batches:
         """This process's share of the validation cells."""
+
+    def state_dict(self) -> dict:
+        """The batch order's generators now: from them :meth:`train_batches` regenerates an epoch (checkpoints)."""
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
 
 
 class MemorySource:
@@ -272,12 +306,18 @@ class MemorySource:
         self.name = f"bilinear {settings.task}"
         self.generator = torch.Generator().manual_seed(settings.seed)
 
-    def train_batches(self) -> Batches:
-        for batch in torch.randperm(self.n_train, generator=self.generator).split(self.batch_size):
+    def train_batches(self, skip: int = 0) -> Batches:
+        for batch in torch.randperm(self.n_train, generator=self.generator).split(self.batch_size)[skip:]:
             yield self.X_train[batch], self.y_train[batch]
 
     def val_batches(self) -> Batches:
         yield self.X_val, self.y_val
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
 
 
 class SingleProcess:
@@ -292,6 +332,18 @@ class SingleProcess:
         return values
 
 
+def bind_checkpoint(checkpoint, resume, **run):
+    """``checkpoint.bind(resume, **run)``: a :class:`~bilinear_core.checkpoint.Checkpoint` for this run, or ``None``."""
+    if checkpoint is None and resume is False:
+        return None
+    if not callable(getattr(checkpoint, "bind", None)):
+        raise TypeError(
+            "checkpoint must be a bilinear_core.checkpoint.Checkpoint, e.g. Checkpoint('run.ckpt', every=500)"
+            f"{' (resume needs one)' if checkpoint is None else ''}; got {checkpoint!r}."
+        )
+    return checkpoint.bind(resume, **run)
+
+
 def train_model(
     source: Source,
     settings: TrainSettings,
@@ -301,13 +353,18 @@ def train_model(
     *,
     model_factory=None,
     group=None,
+    groups=None,
+    checkpoint=None,
 ) -> tuple[nn.Module, pd.DataFrame, dict]:
     """Seed, build the model (``n_in`` genes, ``n_out`` outputs) on ``device`` and train it on ``source``.
 
     Adam with a cosine schedule over ``settings.epochs``; after every epoch the validation loss and
     metric over ``source.val_batches()``. Under DDP, ``group`` wraps the model and sums the per-process
     totals. Returns the model (in eval mode), the history (one row per epoch) and
-    ``{"train_cells_per_s": ...}`` (training steps only).
+    ``{"train_cells_per_s": ...}`` (training steps only). Penalties of ``settings`` are proximal steps after
+    each optimiser step (``groups``: the latent gene-set groups of the inputs, for the gene-set penalty);
+    with ``settings.patience`` training stops early and the best epoch's weights are restored.
+    ``checkpoint`` (a :class:`~bilinear_core.checkpoint.Checkpointer`) restores a resumed run and saves as it goes.
     """
     group = group or SingleProcess()
     set_seed(settings.seed)
@@ -328,29 +385,42 @@ def train_model(
         fused=True,
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    prox = proximal_step(settings, n_in, groups)
+    stopper = None if settings.patience is None else EarlyStopping(settings.patience)
     task = settings.task
     criterion = nn.CrossEntropyLoss() if task == "classification" else REGRESSION_LOSSES[settings.loss]()
     net, metric = group.wrap(model), "accuracy" if task == "classification" else "mae"
     rows, cells, seconds = [], 0, 0.0
+    first, done, sums = 0, 0, (0.0, 0.0, 0)  # where training starts: epoch, steps taken in it, their sums
+    if checkpoint is not None:
+        first, done, sums = checkpoint.attach(model, optimizer, scheduler, source, group, rows, stopper)
     bar = tqdm(
         total=settings.epochs * source.n_train, desc=source.name, unit="cell", unit_scale=True,
         disable=not settings.progress or group.rank != 0,
     )  # fmt: skip
-    for epoch in range(settings.epochs):
+    for epoch in range(first, settings.epochs):
         start = time.perf_counter()
         net.train()
-        loss_sum, metric_sum, seen = 0.0, 0.0, 0
-        for xb, yb in source.train_batches():
+        loss_sum, metric_sum, seen = sums
+        if checkpoint is not None:
+            checkpoint.start_epoch()
+        for xb, yb in source.train_batches(done):
             with autocast(device, settings.mixed_precision):
                 out = net(xb)
                 batch_loss = criterion(out, yb)
             optimizer.zero_grad(set_to_none=True)
             batch_loss.backward()
             optimizer.step()
+            if prox is not None:
+                prox(model, optimizer.param_groups[0]["lr"])
             loss_sum += batch_loss.item() * len(yb)
             metric_sum += _metric_sum(out.detach(), yb, task)
             seen += len(yb)
             bar.update(len(yb) * group.world_size)
+            done += 1
+            if checkpoint is not None:
+                checkpoint.step(epoch, done, (loss_sum, metric_sum, seen))
+        done, sums = 0, (0.0, 0.0, 0)
         scheduler.step()
         seconds += time.perf_counter() - start
         cells += seen
@@ -366,7 +436,14 @@ def train_model(
             }
         )
         bar.set_postfix(epoch=epoch + 1, val_loss=f"{val_loss:.4g}", **{f"val_{metric}": f"{val_metric:.3f}"})
+        stop = stopper is not None and stopper.update(epoch + 1, val_loss, model)
+        if checkpoint is not None:
+            checkpoint.end_epoch(epoch, stop)
+        if stop:
+            break
     bar.close()
+    if stopper is not None:
+        stopper.restore(model)
     model.eval()
     return model, pd.DataFrame(rows), {"train_cells_per_s": cells * group.world_size / max(seconds, 1e-12)}
 
@@ -403,6 +480,8 @@ def fit(
     output_names: list[str] | None = None,
     var_names=None,
     model_factory=None,
+    checkpoint=None,
+    resume=False,
     **hyperparameters,
 ) -> FitResult:
     """Train a :class:`~bilinear_core.model.BilinearMLP` on ``X`` held in memory (Adam, cosine annealing).
@@ -427,10 +506,23 @@ def fit(
         Train another architecture with the same loop: a callable ``(n_in, n_hidden, n_out) -> nn.Module``
         (e.g. :class:`bilinear_core.baselines.ReluMLP`), called after seeding; ``dropout`` and ``bias``
         are then ignored. ``None`` (default) trains a :class:`~bilinear_core.model.BilinearMLP`.
+    checkpoint, resume
+        A :class:`bilinear_core.checkpoint.Checkpoint` (a path, saved every ``every`` steps and at epoch ends)
+        and whether to continue from it: ``False``, ``True`` or ``"auto"`` (when the file exists). A resumed
+        fit ends with the weights and history of an uninterrupted one; other settings, genes, outputs or split
+        than the checkpoint's are refused.
+
+    With ``gene_set_penalty`` the model trains on latent copies of the genes, one per gene set holding them
+    (:func:`~bilinear_core.regularisation.gene_set_groups` of ``var_names``, which it then needs), and the
+    result holds the equivalent model on the ``g`` genes (copies summed); ``settings["latent_inputs"]``
+    records the number of copies.
     """
     settings = TrainSettings.resolve(settings, **hyperparameters)
     if model_factory is not None and not callable(model_factory):
         raise TypeError(f"model_factory must be a callable (n_in, n_hidden, n_out) -> Module, got {model_factory!r}.")
+    penalised = settings.l1_penalty > 0 or settings.gene_penalty > 0 or settings.gene_set_penalty > 0
+    if model_factory is not None and penalised:
+        raise ValueError("The penalties act on the bilinear factors W, V: train them with model_factory=None.")
     dev = resolve_device(settings.device)
     X = as_dense_float(X)
     n, g = X.shape
@@ -439,9 +531,24 @@ def fit(
     if var_names is not None and len(var_names) != g:
         raise ValueError(f"var_names has {len(var_names)} entries for {g} genes (columns of X).")
     train_idx, val_idx = resolve_split(targets, settings, train_idx, val_idx)
+    groups, extra = None, {}
+    if settings.gene_set_penalty > 0:
+        if var_names is None:
+            raise ValueError("The gene-set penalty needs var_names (the genes of X's columns) to match the sets.")
+        groups = gene_set_groups(var_names, settings.gene_sets)
+        X, extra = expand_inputs(X, groups), {"latent_inputs": groups.n_inputs}
+    checkpoint = bind_checkpoint(
+        checkpoint, resume, settings=settings.record(len(train_idx), len(val_idx), dev, **extra),
+        var_names=var_names, output_names=names, train_idx=train_idx, val_idx=val_idx,
+    )  # fmt: skip
     source = MemorySource(X, targets, train_idx, val_idx, settings, dev)
-    model, history, timings = train_model(source, settings, g, len(names), dev, model_factory=model_factory)
-    record = settings.record(len(train_idx), len(val_idx), dev)
+    model, history, timings = train_model(
+        source, settings, X.shape[1], len(names), dev, model_factory=model_factory, groups=groups,
+        checkpoint=checkpoint,
+    )  # fmt: skip
+    if groups is not None:
+        model = collapse_latent(model, groups)
+    record = settings.record(len(train_idx), len(val_idx), dev, **extra)
     if model_factory is not None:
         record["model"] = getattr(model_factory, "__name__", repr(model_factory))
     genes = None if var_names is None else [str(v) for v in var_names]

@@ -932,12 +932,12 @@ def recovery_verdicts(recovery: pd.DataFrame) -> str:
 
 
 def recovery_headline(recovery: pd.DataFrame, tolerance: float = 0.02) -> str:
-    """One sentence: for how many drugs module 0 ranks the planted genes as well as the Wilcoxon test does."""
+    """One sentence: for which drugs module 0 ranks the planted genes above, as well as or below Wilcoxon."""
     gap = recovery["AUROC module 0"] - recovery["AUROC Wilcoxon"]
     groups = {
-        "above": gap.index[gap > tolerance],
-        "about equal to": gap.index[gap.abs() <= tolerance],
-        "below": gap.index[gap < -tolerance],
+        "better than": gap.index[gap > tolerance],
+        "as well as": gap.index[gap.abs() <= tolerance],
+        "worse than": gap.index[gap < -tolerance],
     }
     parts = [
         f"{word} it for {', '.join(drugs)}"
@@ -945,9 +945,8 @@ def recovery_headline(recovery: pd.DataFrame, tolerance: float = 0.02) -> str:
         if len(drugs)
     ]
     return (
-        "module 0 ranks each drug's planted genes (AUROC) "
-        + "; ".join(parts)
-        + f" (within ±{tolerance} counts as equal)"
+        "against a Wilcoxon test of each drug's cells against its own vehicle wells, module 0 ranks the "
+        f"planted genes (AUROC) {'; '.join(parts)} (a difference within ±{tolerance} counts as equal)"
     )
 
 

@@ -1,3 +1,5 @@
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,9 @@ from bilinear_core.stream import (
     H5adStream,
     Preprocessing,
     _batches,
+    _Chunks,
     _dense_on,
+    _read,
     fit_stream,
     streaming_preprocessing,
 )
@@ -92,12 +96,15 @@ def test_bounded_buffer_visits_each_cell_once_in_a_seeded_order(tmp_path):
     with H5adStream(_write(tmp_path, counts, labels, target, "a")) as stream:
         table = stream.chunks(7)
         cells_in = [np.arange(a, b) for _, a, b in table]
-        transform = Preprocessing(genes=list(stream.var_names), normalize=False).bind(stream.var_names)
+        chunks = _Chunks(
+            stream, Preprocessing(genes=list(stream.var_names), normalize=False).bind(stream.var_names), table
+        )
 
-        def epoch(seed, prefetch=2):
+        def epoch(seed, prefetch=2, **kwargs):
             order = np.random.default_rng(seed).permutation(len(table))
             gen = torch.Generator().manual_seed(seed)
-            return list(_batches(stream, transform, table, order, cells_in, 8, 20, True, gen, prefetch))
+            read = partial(_read, chunks, prefetch=prefetch, num_workers=0)
+            return list(_batches(read, order, cells_in, 8, 20, True, gen, **kwargs))
 
         batches = epoch(0)
         ids = np.concatenate([cells for cells, _ in batches])
@@ -109,9 +116,19 @@ def test_bounded_buffer_visits_each_cell_once_in_a_seeded_order(tmp_path):
         assert not np.array_equal(ids, np.concatenate([c for c, _ in epoch(1)]))
         np.testing.assert_array_equal(ids, np.concatenate([c for c, _ in epoch(0, prefetch=0)]))  # read in line
         gen = torch.Generator().manual_seed(0)
-        early = _batches(stream, transform, table, np.arange(len(table)), cells_in, 8, 20, True, gen, 3)
+        early = _batches(
+            partial(_read, chunks, prefetch=3, num_workers=0), range(len(table)), cells_in, 8, 20, True, gen
+        )
         next(early)
         early.close()  # stopping early shuts the reader thread down
+        # skipping batches (a resumed epoch) yields the rest, row for row, without reading the skipped ones alone
+        for skip in (0, 1, 2, 5, 12, 13):
+            rest = epoch(0, skip=skip)
+            assert len(rest) == 13 - skip
+            for (ca, Xa), (cb, Xb) in zip(rest, batches[skip:], strict=True):
+                np.testing.assert_array_equal(ca, cb)
+                np.testing.assert_array_equal(Xa.toarray(), Xb.toarray())
+        assert len(epoch(0, steps=5)) == 5 and len(epoch(0, steps=5, skip=3)) == 2
 
 
 def test_streaming_statistics_match_in_memory_preprocessing(tmp_path):
@@ -167,9 +184,10 @@ def test_shuffled_streaming_reruns_are_identical_and_record_their_reading(tmp_pa
     assert a.settings == b.settings
     c = fit_stream(path, "label", **{**kwargs, "seed": 7})
     assert not torch.equal(a.model.left.weight, c.model.left.weight)
-    assert list(a.settings)[11:20] == [
-        "streaming", "shuffle", "chunk_size", "buffer_size", "prefetch", "world_size", "files", "var_names",
-        "preprocessing",
+    keys = list(a.settings)  # the reading after the training settings, before loss, split sizes and device
+    assert keys[keys.index("streaming") :] == [
+        "streaming", "shuffle", "chunk_size", "buffer_size", "prefetch", "num_workers", "world_size", "files",
+        "var_names", "preprocessing", "loss", "n_train", "n_val", "device",
     ]  # fmt: skip
     assert a.settings["buffer_size"] == 24 and a.settings["files"] == [str(path)]
     assert a.var_names == a.settings["var_names"] == [f"G{i}" for i in range(12)]
@@ -228,3 +246,34 @@ def test_epoch_chunks_deal_only_chunks_with_training_cells():
         assert sorted(mine) == [0, 2, 4, 5]  # every non-empty chunk once, no empty one
         assert dealt[0][1] == dealt[1][1] and sum(dealt[0][1]) == counts.sum()
         assert all(counts[d[0]].sum() == d[1][r] for r, d in enumerate(dealt))
+
+
+def test_reader_workers_give_the_same_batches_and_weights(tmp_path):
+    """0 workers (a read-ahead thread), 1 or 2 DataLoader worker processes: identical batches, rows and weights."""
+    counts, labels, target = _counts(n=150)
+    files = [_write(tmp_path, counts[:70], labels[:70], target[:70], "a")]
+    files.append(_write(tmp_path, counts[70:], labels[70:], target[70:], "b"))
+    with H5adStream(files) as stream:
+        table = stream.chunks(8)
+        cells_in = [np.arange(a, b) + stream.offsets[i] for i, a, b in table]
+        chunks = _Chunks(stream, streaming_preprocessing(stream, progress=False).bind(stream.var_names), table)
+
+        def epoch(workers):
+            order, gen = np.random.default_rng(3).permutation(len(table)), torch.Generator().manual_seed(3)
+            read = partial(_read, chunks, prefetch=1, num_workers=workers)
+            return list(_batches(read, order, cells_in, 8, 24, True, gen))
+
+        batches = epoch(0)
+        assert sorted(np.concatenate([c for c, _ in batches])) == list(range(150))
+        for workers in (1, 2):
+            for (ca, Xa), (cb, Xb) in zip(batches, epoch(workers), strict=True):
+                np.testing.assert_array_equal(ca, cb)
+                np.testing.assert_array_equal(Xa.toarray(), Xb.toarray())
+    kwargs = dict(epochs=2, chunk_size=8, buffer_size=24, dropout=0.1, **SMALL)
+    a, b, c = (fit_stream(files, "label", num_workers=w, **kwargs) for w in (0, 1, 2))
+    _assert_same_weights(a, b)
+    _assert_same_weights(a, c)
+    pd.testing.assert_frame_equal(a.history, c.history, check_exact=True)
+    # workers open the files themselves: a backed AnnData by its path, one in memory as it is
+    d = fit_stream([read_h5ad(files[0], backed="r"), read_h5ad(files[1])], "label", num_workers=2, **kwargs)
+    _assert_same_weights(a, d)

@@ -92,7 +92,8 @@ def test_settings_object_equals_keywords_and_is_recorded_key_for_key():
     # what tl.train writes to adata.uns and the chapters read: the same keys in the same order as before the refactor
     assert list(a.settings) == [
         "task", "n_hidden", "epochs", "batch_size", "lr", "weight_decay", "decoupled_weight_decay", "seed",
-        "dropout", "bias", "mixed_precision", "loss", "n_train", "n_val", "device",
+        "dropout", "bias", "mixed_precision", "patience", "l1_penalty", "gene_penalty", "gene_set_penalty",
+        "gene_sets", "loss", "n_train", "n_val", "device",
     ]  # fmt: skip
     assert a.settings == b.settings == c.settings
     assert (a.settings["n_train"], a.settings["n_val"], a.settings["loss"]) == (84, 36, "huber")

@@ -329,22 +329,28 @@ def sciplex2(
         "name": "sci-Plex2 (simulated)",
         "file": None,
         "simulated": True,
-        "kind": "simulated on the real sci-Plex2 design (bilinear_core.simulate)",
+        "kind": "simulated on the real sci-Plex2 design (bilinear_core.datasets.simulate)",
         "n_cells": int(n),
         "n_genes_in_file": int(g),
     }
     return adata
 
 
+def _planted(adata: AnnData) -> dict:
+    """``adata.uns["planted"]``, with a clear error for data that are not simulated."""
+    if "planted" not in adata.uns:
+        raise KeyError("adata.uns has no 'planted' entry: only simulated data (bilinear_core.datasets.simulate) do.")
+    return adata.uns["planted"]
+
+
 def planted_genes(adata: AnnData, drug: str, primary_only: bool = True) -> list[str]:
     """Genes planted for ``drug`` (its primary program, or all its programs), from ``adata.uns["planted"]``."""
-    if "planted" not in adata.uns:
-        raise KeyError("adata.uns has no 'planted' entry: only simulated data (bilinear_core.simulate) have one.")
-    table = adata.uns["planted"]["programs"]
+    planted = _planted(adata)
+    table = planted["programs"]
     rows = table[(table["drug"] == drug) & (table["primary"] | (not primary_only))]
     if rows.empty:
         raise ValueError(f"No program was planted for {drug!r}; planted drugs: {sorted(table['drug'].unique())}.")
-    return sorted(set().union(*(adata.uns["planted"]["genes"][name] for name in rows["name"])))
+    return sorted(set().union(*(planted["genes"][name] for name in rows["name"])))
 
 
 def planted_response(adata: AnnData, program: str, dose) -> np.ndarray:
@@ -352,9 +358,7 @@ def planted_response(adata: AnnData, program: str, dose) -> np.ndarray:
 
     Bell-shaped responses are scaled to peak at 1 over the data's non-zero dose range, as in :func:`sciplex2`.
     """
-    if "planted" not in adata.uns:
-        raise KeyError("adata.uns has no 'planted' entry: only simulated data (bilinear_core.simulate) have one.")
-    table = adata.uns["planted"]["programs"].set_index("name")
+    table = _planted(adata)["programs"].set_index("name")
     if program not in table.index:
         raise KeyError(f"No planted program {program!r}; programs are {list(table.index)}.")
     fields = {k: table.loc[program, k] for k in Program.__dataclass_fields__ if k != "name"}

@@ -1,0 +1,110 @@
+"""Held-out evaluation of training settings (bilinear_core.evaluation) on any AnnData and any split."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from bilinear_core.evaluation import evaluate_settings, held_out_split
+
+COMMON = dict(n_hidden=8, epochs=6, batch_size=32, lr=1e-2, progress=False)
+
+
+@pytest.fixture
+def planted():
+    """240 cells × 12 genes; y = x0·x1 − x2², its sign as a label, and three batches of 80 cells."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 12)).astype(np.float32)
+    adata = ad.AnnData(X)
+    adata.var_names = [f"g{i}" for i in range(12)]
+    adata.obs["y"] = X[:, 0] * X[:, 1] - X[:, 2] ** 2
+    adata.obs["label"] = pd.Categorical(np.where(adata.obs["y"] > 0, "pos", "neg"))
+    adata.obs["batch"] = np.repeat(["a", "b", "c"], 80)
+    return adata
+
+
+def test_table_scores_every_setting_and_baseline_on_the_test_cells(planted):
+    settings = {"reference": {}, "sparse": {"l1_penalty": 2.0}}
+    ev = evaluate_settings(planted, "label", settings, seeds={"reference": (42, 1, 2)}, **COMMON)
+    table = ev.table
+    assert list(table.index) == ["reference", "sparse", "linear", "ReLU MLP"]
+    assert table["model"].tolist() == ["bilinear MLP", "bilinear MLP", "linear", "ReLU MLP"]
+    # the random split is stratified and disjoint; every score comes from the test cells
+    parts = np.concatenate([ev.train_idx, ev.val_idx, ev.test_idx])
+    assert sorted(parts) == list(range(240)) and len(ev.test_idx) == 36
+    labels = planted.obs["label"].astype(str).to_numpy()
+    for name in settings:
+        fit = ev.fits[name][0]
+        expected = (fit.predict_labels(planted.X[ev.test_idx]) == labels[ev.test_idx]).mean()
+        assert table.loc[name, "test accuracy"] == expected
+        assert np.array_equal(fit.train_idx, ev.train_idx) and np.array_equal(fit.val_idx, ev.val_idx)
+    assert [f.settings["seed"] for f in ev.fits["reference"]] == [42, 1, 2]
+    assert table.loc["reference", "relative cost"] == 1.0 and table.loc["reference", "seeds"] == 3
+    assert 0 <= table.loc["reference", "module 0 |cos|"] <= 1 and np.isnan(table.loc["sparse", "module 0 |cos|"])
+    assert table.loc["sparse", "genes used"] < table.loc["reference", "genes used"] == 12
+    history = ev.fits["reference"][0].history.iloc[-1]
+    assert table.loc["reference", "gap (val − train loss)"] == history["val_loss"] - history["train_loss"]
+    assert pd.isna(table.loc["linear", "best epoch"]) and table.loc["ReLU MLP", "epochs trained"] == 6
+    assert ev.best() == table["validation accuracy"].iloc[:2].idxmax()
+
+
+def test_identical_runs_are_perfectly_stable_and_cost_counts_epochs_and_latent_copies(planted):
+    sets = {"A": ["g0", "g1", "g2"], "B": ["g2", "g3"]}
+    settings = {
+        "reference": {},
+        "same": {},
+        "stopped": {"patience": 1, "epochs": 40, "lr": 0.05},
+        "sets": {"gene_set_penalty": 0.1, "gene_sets": sets},
+    }
+    ev = evaluate_settings(planted, "y", settings, seeds={"same": (42, 42)}, baselines=(), **COMMON)
+    table = ev.table
+    assert table.loc["same", "module 0 |cos|"] == pytest.approx(1.0)
+    assert table.loc["same", "modules 1–2 |cos|"] == pytest.approx(1.0)
+    stopped = ev.fits["stopped"][0]
+    assert table.loc["stopped", "epochs trained"] == len(stopped.history) < 40
+    assert table.loc["stopped", "relative cost"] == pytest.approx(len(stopped.history) / 6)
+    # 5 latent copies of g0–g3 plus 8 lone genes = 13 inputs instead of 12, in both factors (h = 8)
+    weights = 2 * 8 * 12 + 8
+    assert table.loc["sets", "relative cost"] == pytest.approx((weights + 2 * 8) / weights)
+    assert list(table.index) == list(settings) and "validation R²" in table and "test MAE" in table
+
+
+def test_held_out_group_is_the_test_set_and_never_trained_on(planted):
+    ev = evaluate_settings(planted, "y", {"reference": {}}, held_out=("batch", "c"), baselines=("linear",), **COMMON)
+    assert np.array_equal(ev.test_idx, np.arange(160, 240))
+    assert not set(ev.fits["reference"][0].train_idx) & set(ev.test_idx)
+    assert len(ev.val_idx) == 48 and set(ev.train_idx) | set(ev.val_idx) == set(range(160))
+    train, val, test = held_out_split(planted, ("batch", ["a", "c"]))
+    assert len(test) == 160 and len(train) + len(val) == 80
+    given = (np.arange(100), np.arange(100, 150), np.arange(150, 240))
+    assert all(np.array_equal(a, b) for a, b in zip(held_out_split(planted, split=given), given))
+
+
+def test_previous_fits_are_reused_and_must_share_the_split(planted):
+    first = evaluate_settings(planted, "y", {"reference": {}}, baselines=("linear",), **COMMON)
+    second = evaluate_settings(
+        planted, "y", {"reference": {}}, seeds={"reference": (42, 1)}, previous=first, baselines=("linear",), **COMMON
+    )
+    assert second.fits["reference"][0] is first.fits["reference"][0]
+    assert second.baselines["linear"] is first.baselines["linear"]
+    assert second.fits["reference"][1].settings["seed"] == 1
+    with pytest.raises(ValueError, match="another split"):
+        evaluate_settings(planted, "y", {"reference": {}}, held_out=("batch", "a"), previous=first, **COMMON)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(settings={}), ValueError, "at least one setting"),
+        (dict(seeds={"other": (1, 2)}), KeyError, "seeds names setting"),
+        (dict(reference="other"), KeyError, "reference 'other'"),
+        (dict(baselines=("forest",)), ValueError, "Unknown baseline"),
+        (dict(held_out=("batch", "z")), ValueError, "selects 0 of 240 cells"),
+        (dict(held_out=("plate", "a")), KeyError, "Column 'plate' not found"),
+        (dict(split=(np.arange(10), np.arange(5, 20), np.arange(20, 30))), ValueError, "disjoint"),
+    ],
+)
+def test_bad_requests_name_the_problem(planted, kwargs, error, message):
+    kwargs = {"settings": {"reference": {}}, **kwargs}
+    with pytest.raises(error, match=message):
+        evaluate_settings(planted, "y", **kwargs, **COMMON)
