@@ -66,17 +66,23 @@ def preprocess(
     adata: AnnData,
     n_top_genes: int = 10_000,
     layer: str | None = "spliced",
-    size_factor_key: str | None = None,
+    size_factor_key: str | None = "auto",
     drop_ribosomal: bool = True,
     min_cells: int = 20,
 ) -> AnnData:
     """The post's pipeline on a copy: drop ribosomal protein genes, normalise + log1p ``layer``, keep HVGs.
 
-    Ribosomal protein genes (:func:`ribosomal_genes`) are dropped unless ``drop_ribosomal=False``. Keeps
+    ``size_factor_key`` names an obs column of per-cell totals to normalise by (see :func:`normalize_log1p`);
+    ``"auto"`` (default) takes the column the loader recorded in ``adata.uns["dataset"]["size_factor_key"]``
+    (the offline pancreas copy's totals over all genes, see :func:`bilinear_core.datasets.pancreas`), and
+    otherwise each cell's own total. Ribosomal protein genes (:func:`ribosomal_genes`) are dropped unless
+    ``drop_ribosomal=False``. Keeps
     ``min(n_top_genes, n_genes)`` highly variable genes (scanpy's ``seurat`` flavour on the log data,
     ``subset=True``); if that is every gene, all are kept. Records the steps in ``adata.uns["preprocessing"]``.
     """
     check_min_cells(adata.n_obs, min_cells, "Preprocessing")
+    if size_factor_key == "auto":
+        size_factor_key = adata.uns.get("dataset", {}).get("size_factor_key")
     n_in = adata.n_vars
     adata = drop_genes(adata) if drop_ribosomal else adata.copy()
     n_dropped = n_in - adata.n_vars

@@ -46,13 +46,7 @@ torch.set_num_threads(1)
 
 # %%
 LABEL = "clusters"
-adata = bc.datasets.pancreas()
-adata = bc.pp.preprocess(
-    adata,
-    n_top_genes=10_000,
-    layer="spliced",
-    size_factor_key=adata.uns["dataset"]["size_factor_key"],
-)
+adata = bc.pp.preprocess(bc.datasets.pancreas(), n_top_genes=10_000, layer="spliced")
 adata = bc.pp.embed(adata)
 labels = adata.obs[LABEL].astype(str).to_numpy()
 adata.obs[LABEL].value_counts(sort=False).rename("cells").to_frame().T

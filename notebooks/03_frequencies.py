@@ -66,9 +66,7 @@ N_FREQS = 4  # frequencies 0-3 are modelled
 N_SPECTRUM = 20  # eigenpairs computed, for the low end of the spectrum
 POST_LAMBDA0 = 0.272  # the post's eigenvalue of frequency 0
 
-adata = bc.datasets.pancreas()
-key = adata.uns["dataset"]["size_factor_key"]  # the offline copy's full-gene totals
-adata = bc.pp.preprocess(adata, n_top_genes=10_000, size_factor_key=key)  # spliced
+adata = bc.pp.preprocess(bc.datasets.pancreas(), n_top_genes=10_000, layer="spliced")
 adata = bc.pp.embed(adata)
 X = adata.X.toarray()
 

@@ -47,13 +47,7 @@ threadpool_limits(1)
 torch.set_num_threads(1)
 
 # %%
-adata = bc.datasets.pancreas()
-adata = bc.pp.preprocess(
-    adata,
-    n_top_genes=10_000,
-    layer="spliced",
-    size_factor_key=adata.uns["dataset"]["size_factor_key"],
-)
+adata = bc.pp.preprocess(bc.datasets.pancreas(), n_top_genes=10_000, layer="spliced")
 
 # %% tags=["remove-input"]
 from IPython.display import Markdown, display

@@ -62,6 +62,12 @@ def test_size_factor_key_replaces_totals(toy_adata):
     counts = toy_adata[:, out.var_names].layers["spliced"].toarray()
     size = toy_adata.obs["size"].to_numpy()
     np.testing.assert_allclose(np.expm1(out.X.toarray()), counts * (np.median(size) / size)[:, None], rtol=1e-5)
+    # "auto" (the default) takes the column a loader recorded, and each cell's own total without one
+    toy_adata.uns["dataset"] = {"size_factor_key": "size"}
+    np.testing.assert_array_equal(bc.pp.preprocess(toy_adata).X.toarray(), out.X.toarray())
+    del toy_adata.uns["dataset"]
+    own = bc.pp.preprocess(toy_adata)
+    assert own.uns["preprocessing"]["size_factor_key"] is None and (own.X != out.X).nnz > 0
 
 
 def test_hvg_subset(toy_adata):
