@@ -11,7 +11,8 @@ data sources: :mod:`~bilinear_core.datasets`.
 
 Training beyond memory is imported on its own, so that the common path stays light:
 ``bilinear_core.stream`` (from ``.h5ad`` files on disk), ``bilinear_core.distributed`` (PyTorch DDP under
-``torchrun``), ``bilinear_core.checkpoint`` (save and load a fit) and ``bilinear_core.devices``.
+``torchrun``), ``bilinear_core.checkpoint`` (save and load a fit; training checkpoints and resume) and
+``bilinear_core.devices``.
 """
 
 from . import (

@@ -169,7 +169,7 @@ class Checkpoint:
     afresh otherwise (what a restarted job needs). The file stays after training, holding the final state.
     """
 
-    path: str | os.PathLike
+    path: str | Path
     every: int | None = None
 
     def __post_init__(self):

@@ -100,7 +100,8 @@ def fit_distributed(
             raise RuntimeError(
                 "This process is a restart by torchrun, whose shared rendezvous store still holds the failed "
                 "attempt's addresses, so the process group cannot form (PyTorch issue #135712, still in torch "
-                "2.13): launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment."
+                "2.13): launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment and the c10d "
+                "rendezvous (--standalone, or --rdzv-backend c10d; a static rendezvous always shares its store)."
             )
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(hours=2))
     try:

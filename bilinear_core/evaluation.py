@@ -12,10 +12,11 @@ cell type unseen in training), or is given as index arrays.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 from anndata import AnnData
 
 from .baselines import (
@@ -31,11 +32,13 @@ from .interpret import Modules, eigendecompose
 from .regularisation import active_genes
 from .stability import module_stability
 from .tl import target_values
-from .train import FitResult, TrainSettings, fit, split_indices
+from .train import FitResult, TrainSettings, check_positive_integers, fit, split_indices
 
-#: The linear baselines' grids (inverse regularisation C of logistic regression; alpha of ridge regression).
+#: Default grid of the inverse regularisation ``C`` of the logistic-regression baseline (the trust chapter's).
 LOGISTIC_CS = (0.003, 0.01, 0.03, 0.1, 0.3)
+#: Default grid of the ``alpha`` of the ridge-regression baseline (the trust chapter's).
 RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1_000.0, 10_000.0)
+#: The baselines :func:`evaluate_settings` can add.
 BASELINES = ("linear", "ReLU MLP")
 
 
@@ -190,8 +193,11 @@ def evaluate_settings(
     seeds: dict | None = None,
     reference: str | None = None,
     baselines: Sequence[str] = BASELINES,
+    relu_settings: dict | None = None,
+    linear_grid: Sequence[float] | None = None,
     n_modules: int = 3,
     previous: Evaluation | None = None,
+    n_jobs: int = 1,
     **common,
 ) -> Evaluation:
     """Train every setting on one split of ``adata`` and tabulate held-out measures, with baselines beside them.
@@ -202,8 +208,9 @@ def evaluate_settings(
         The data and what to predict, as for :func:`bilinear_core.tl.train` (an ``.obs`` column of labels,
         numeric ``.obs`` column(s) or an ``.obsm`` key).
     settings
-        ``{name: {field: value}}`` (or ``{name: TrainSettings}``): the settings to compare, each on top of
-        ``common`` (fields of :class:`~bilinear_core.train.TrainSettings` shared by all, e.g. ``progress=False``).
+        ``{name: {field: value}}``: the settings to compare, each on top of ``common`` (fields of
+        :class:`~bilinear_core.train.TrainSettings` shared by all, e.g. ``progress=False``); or
+        ``{name: TrainSettings}``, used as they are (e.g. another evaluation's ``settings``).
     held_out, split, test_fraction, val_fraction, split_seed
         The split, see :func:`held_out_split` (classification labels stratify the random parts).
     seeds
@@ -211,14 +218,21 @@ def evaluate_settings(
         others use their own seed. Two or more seeds give the stability columns.
     reference
         The setting the training cost is relative to (default: the first).
-    baselines
+    baselines, relu_settings
         Which of ``"linear"`` (logistic regression or ridge, regularisation chosen on validation) and
-        ``"ReLU MLP"`` (:class:`~bilinear_core.baselines.ReluMLP` with the reference's settings) to add.
+        ``"ReLU MLP"`` (:class:`~bilinear_core.baselines.ReluMLP` trained with the reference's settings
+        without the penalties on the bilinear factors, and with the fields in ``relu_settings``) to add.
+    linear_grid
+        The linear baseline's grid: inverse regularisation ``C`` of logistic regression (default
+        :data:`LOGISTIC_CS`) or ``alpha`` of ridge regression (default :data:`RIDGE_ALPHAS`).
     n_modules
         Modules compared across seeds: module 0 and modules ``1 … n_modules − 1``.
     previous
         An earlier :class:`Evaluation` on the same data and split: fits and baselines it holds for the same
         settings and seeds are reused, not retrained.
+    n_jobs
+        Fits run in this many processes at once (joblib), each with as many torch threads as this process
+        has; every fit is seeded, so the results do not depend on ``n_jobs``.
 
     Returns
     -------
@@ -255,14 +269,28 @@ def evaluate_settings(
     resolved = {name: _resolve(s, task, common) for name, s in settings.items()}
     done = [] if previous is None else [(s, r) for name in previous.fits for s, r in _seeded(previous, name)]
     fit_kwargs = dict(train_idx=train, val_idx=val, var_names=adata.var_names, output_names=output_names)
-    fits, modules, rows = {}, {}, {}
+    plan, results, jobs = {}, {}, {}
     for name, base in resolved.items():
-        runs = []
-        for seed in (seeds or {}).get(name, (base.seed,)):
-            current = TrainSettings.resolve(base, seed=int(seed))
+        plan[name] = [(name, int(seed)) for seed in (seeds or {}).get(name, (base.seed,))]
+        for key in plan[name]:
+            current = TrainSettings.resolve(base, seed=key[1])
             reused = [r for s, r in done if s == current]
-            runs.append(reused[0] if reused else fit(X, values, settings=current, **fit_kwargs))
-        fits[name], modules[name] = runs, [eigendecompose(r) for r in runs]
+            if reused:
+                results[key] = reused[0]
+            else:
+                jobs[key] = (current.epochs * current.n_hidden, _fit_one, (X, values, current, None, fit_kwargs))
+    fitted = {} if previous is None else dict(previous.baselines)
+    if "ReLU MLP" in baselines and "ReLU MLP" not in fitted:
+        plain = dict(l1_penalty=0.0, gene_penalty=0.0, gene_set_penalty=0.0, gene_sets=None)
+        relu = TrainSettings.resolve(resolved[reference], **plain | dict(relu_settings or {}))
+        jobs["ReLU MLP"] = (relu.epochs * relu.n_hidden, _fit_one, (X, values, relu, ReluMLP, fit_kwargs))
+    if "linear" in baselines and "linear" not in fitted:
+        jobs["linear"] = (np.inf, _fit_linear, (X, y, train, val, task, linear_grid))  # the slowest: first
+    results.update(_run_all(jobs, n_jobs))
+    fitted.update({name: results.pop(name) for name in BASELINES if name in results})
+    fits = {name: [results[key] for key in keys] for name, keys in plan.items()}
+    modules = {name: [eigendecompose(r) for r in runs] for name, runs in fits.items()}
+    rows = {}
     first = fits[reference][0]
     names = first.classes if task == "classification" else first.output_names
     cost = len(first.history) * _trained_weights(first)
@@ -281,10 +309,7 @@ def evaluate_settings(
             }
         )
         rows[name] = row
-    fitted = {} if previous is None else dict(previous.baselines)
     for baseline in baselines:
-        if baseline not in fitted:
-            fitted[baseline] = _fit_baseline(baseline, X, values, y, (train, val), resolved[reference], fit_kwargs)
         rows[baseline] = {**_row(fitted[baseline], X, y, (train, val, test), task, names), "model": baseline}
     table = pd.DataFrame.from_dict(rows, orient="index")
     counts = ["best epoch", "epochs trained", "genes used", "seeds"]
@@ -294,9 +319,11 @@ def evaluate_settings(
 
 
 def _resolve(setting, task: str, common: dict) -> TrainSettings:
-    """One setting (a dict of fields or a TrainSettings) on top of the shared fields ``common``."""
+    """One setting: a dict of fields on top of the shared fields ``common``, or a TrainSettings as it is."""
     if isinstance(setting, TrainSettings):
-        return TrainSettings.resolve(setting, task=task, **common)
+        if setting.task != task:
+            raise ValueError(f"A setting trains task {setting.task!r}, the target is a {task} target.")
+        return setting
     return TrainSettings.resolve(task=task, **{**common, **dict(setting)})
 
 
@@ -306,14 +333,40 @@ def _seeded(evaluation: Evaluation, name: str):
         yield TrainSettings.resolve(evaluation.settings[name], seed=int(result.settings["seed"])), result
 
 
-def _fit_baseline(name, X, values, y, split, settings: TrainSettings, fit_kwargs):
-    """One baseline on ``split = (train, val)``: a linear model tuned on validation, or the ReLU MLP.
+def _fit_one(X, values, settings: TrainSettings, factory, fit_kwargs) -> FitResult:
+    """One :func:`~bilinear_core.train.fit` of the bilinear model (``factory=None``) or another architecture."""
+    X = X if X.flags.writeable else X.copy()  # joblib hands large arrays to workers as read-only memmaps
+    return fit(X, values, settings=settings, model_factory=factory, **fit_kwargs)
 
-    The ReLU MLP trains with ``settings`` without the penalties on the bilinear factors (early stopping kept).
+
+def _fit_linear(X, y, train, val, task: str, grid=None):
+    """The linear baseline: logistic regression (C) or ridge regression (alpha), chosen on validation."""
+    if task == "classification":
+        return fit_logistic(X, y, train, val, Cs=LOGISTIC_CS if grid is None else tuple(grid))[0]
+    return fit_ridge(X, y, train, val, alphas=RIDGE_ALPHAS if grid is None else tuple(grid))[0]
+
+
+def _in_worker(threads: int, function, *args):
+    """``function(*args)`` in a worker process, with the caller's number of torch and BLAS threads."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):
+        return function(*args)
+
+
+def _run_all(jobs: dict, n_jobs: int) -> dict:
+    """``{key: result}`` of ``jobs`` (``{key: (size, function, args)}``), in ``n_jobs`` processes.
+
+    The largest jobs start first, so that the processes finish together; every job is seeded or
+    deterministic, so the results do not depend on ``n_jobs``.
     """
-    if name == "ReLU MLP":
-        plain = replace(settings, l1_penalty=0.0, gene_penalty=0.0, gene_set_penalty=0.0, gene_sets=None)
-        return fit(X, values, settings=plain, model_factory=ReluMLP, **fit_kwargs)
-    if settings.task == "classification":
-        return fit_logistic(X, y, *split, Cs=LOGISTIC_CS)[0]
-    return fit_ridge(X, y, *split, alphas=RIDGE_ALPHAS)[0]
+    check_positive_integers(n_jobs=n_jobs)
+    order = sorted(jobs, key=lambda key: -jobs[key][0])
+    if n_jobs == 1 or len(jobs) < 2:
+        return {key: jobs[key][1](*jobs[key][2]) for key in order}
+    from joblib import Parallel, delayed
+
+    threads = torch.get_num_threads()
+    done = Parallel(n_jobs=n_jobs)(delayed(_in_worker)(threads, jobs[key][1], *jobs[key][2]) for key in order)
+    return dict(zip(order, done))

@@ -519,7 +519,7 @@ def _batches(read, order, cells_in, batch_size, buffer_size, shuffle, generator,
             drain = next(drains, None) if step < steps else None
             if drain is None:
                 return
-            ids, carried = cells[rest], X[rest]
+            ids, carried, X = cells[rest], X[rest], None  # the drained buffer goes before the next is stacked
             new, (stop, cells, batches, rest), position = order[stop : drain[0]], drain, 0
             ids = np.concatenate([ids, *(cells_in[k] for k in new)])
             X = _arrange(ids, [carried, *(next(blocks) for _ in new)], cells)
@@ -528,8 +528,9 @@ def _batches(read, order, cells_in, batch_size, buffer_size, shuffle, generator,
 
 
 def _arrange(ids: np.ndarray, blocks: list, cells: np.ndarray) -> sparse.csr_matrix:
-    """The rows of the stacked ``blocks`` (cells ``ids``) in the order of ``cells``."""
+    """The rows of the stacked ``blocks`` (cells ``ids``; the list is emptied) in the order of ``cells``."""
     X = sparse.vstack(blocks, format="csr")
+    blocks.clear()  # only the stacked copy stays
     if np.array_equal(ids, cells):
         return X
     sorter = np.argsort(ids)

@@ -285,10 +285,10 @@ class Source(Protocol):
         """This process's share of the validation cells."""
 
     def state_dict(self) -> dict:
-        """The batch order's generators now: from them :meth:`train_batches` regenerates an epoch (checkpoints)."""
+        """The batch order's generators now: from them ``train_batches`` regenerates an epoch (checkpoints)."""
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore the generators from ``state_dict()``."""
 
 
 class MemorySource:
@@ -496,7 +496,8 @@ def fit(
         A :class:`TrainSettings` (default: the post's), and/or its fields as keywords (``task``,
         ``n_hidden``, ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``decoupled_weight_decay``,
         ``loss``, ``val_fraction``, ``seed``, ``dropout``, ``bias``, ``device``, ``mixed_precision``,
-        ``progress``), which replace those of ``settings``.
+        ``progress``, ``patience``, ``l1_penalty``, ``gene_penalty``, ``gene_set_penalty``, ``gene_sets``),
+        which replace those of ``settings``.
     train_idx, val_idx
         A fixed split; otherwise ``val_fraction`` of the cells are held out with ``seed``.
     output_names, var_names
@@ -512,6 +513,8 @@ def fit(
         fit ends with the weights and history of an uninterrupted one; other settings, genes, outputs or split
         than the checkpoint's are refused.
 
+    Notes
+    -----
     With ``gene_set_penalty`` the model trains on latent copies of the genes, one per gene set holding them
     (:func:`~bilinear_core.regularisation.gene_set_groups` of ``var_names``, which it then needs), and the
     result holds the equivalent model on the ``g`` genes (copies summed); ``settings["latent_inputs"]``

@@ -4,6 +4,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from bilinear_core.evaluation import evaluate_settings, held_out_split
 
@@ -108,3 +109,18 @@ def test_bad_requests_name_the_problem(planted, kwargs, error, message):
     kwargs = {"settings": {"reference": {}}, **kwargs}
     with pytest.raises(error, match=message):
         evaluate_settings(planted, "y", **kwargs, **COMMON)
+
+
+def test_fits_in_parallel_processes_equal_the_serial_ones(planted):
+    settings = {"reference": {}, "short": {"epochs": 3}, "sparse": {"l1_penalty": 0.5}}
+    kwargs = dict(seeds={"reference": (42, 1)}, relu_settings={"epochs": 3}, **COMMON)
+    serial = evaluate_settings(planted, "label", settings, **kwargs)
+    parallel = evaluate_settings(planted, "label", settings, n_jobs=2, **kwargs)
+    pd.testing.assert_frame_equal(serial.table, parallel.table, check_exact=True)
+    for name, runs in serial.fits.items():
+        for a, b in zip(runs, parallel.fits[name], strict=True):
+            for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+                assert torch.equal(pa, pb)
+    assert len(serial.baselines["ReLU MLP"].history) == 3  # the reference's settings with relu_settings
+    with pytest.raises(ValueError, match="n_jobs must be a positive integer"):
+        evaluate_settings(planted, "label", settings, n_jobs=0, **COMMON)
