@@ -165,13 +165,7 @@ glue("sweep_epochs", SWEEP_EPOCHS, display=False)
 # training and validation, seed 42), so the post's 100-epoch fit below is that chapter's bilinear model.
 
 # %%
-adata = bc.datasets.pancreas()
-adata = bc.pp.preprocess(
-    adata,
-    n_top_genes=10_000,
-    layer="spliced",
-    size_factor_key=adata.uns["dataset"]["size_factor_key"],
-)
+adata = bc.pp.preprocess(bc.datasets.pancreas(), n_top_genes=10_000, layer="spliced")
 labels = adata.obs["clusters"].astype(str).to_numpy()
 split = bb.split_train_val_test(adata.n_obs, seed=42, stratify=labels)
 
