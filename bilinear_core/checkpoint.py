@@ -29,8 +29,9 @@ import torch
 import torch.distributed as dist
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from .checks import check_positive_integers
 from .model import BilinearMLP
-from .train import FitResult, check_positive_integers
+from .train import FitResult
 
 FORMAT = "bilinear_core.FitResult/1"
 STATE_FORMAT = "bilinear_core.TrainingState/1"

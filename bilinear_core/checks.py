@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from anndata import AnnData
 from scipy import sparse
@@ -48,3 +50,10 @@ def check_min_cells(n_cells: int, minimum: int, what: str) -> None:
     """Raise if ``n_cells`` is below ``minimum``, naming ``what`` needs them (e.g. ``"Training"``)."""
     if n_cells < minimum:
         raise ValueError(f"{what} needs at least {minimum} cells, got {n_cells}.")
+
+
+def check_positive_integers(**values) -> None:
+    """Raise a ``ValueError`` naming the first of ``values`` that is not an integer of at least 1."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 from anndata import AnnData
 
 from .baselines import (
@@ -29,10 +28,11 @@ from .baselines import (
 )
 from .checks import get_matrix, get_obs_column
 from .interpret import Modules, eigendecompose
+from .parallel import run_jobs
 from .regularisation import active_genes
 from .stability import module_stability
 from .tl import target_values
-from .train import FitResult, TrainSettings, check_positive_integers, fit, split_indices
+from .train import FitResult, TrainSettings, fit_jobs, split_indices
 
 #: Default grid of the inverse regularisation ``C`` of the logistic-regression baseline (the trust chapter's).
 LOGISTIC_CS = (0.003, 0.01, 0.03, 0.1, 0.3)
@@ -231,8 +231,8 @@ def evaluate_settings(
         An earlier :class:`Evaluation` on the same data and split: fits and baselines it holds for the same
         settings and seeds are reused, not retrained.
     n_jobs
-        Fits run in this many processes at once (joblib), each with as many torch threads as this process
-        has; every fit is seeded, so the results do not depend on ``n_jobs``.
+        Fits run in this many processes at once (joblib), which share this process's torch threads (at
+        least one each); every fit is seeded, so the results do not depend on ``n_jobs``.
 
     Returns
     -------
@@ -269,7 +269,7 @@ def evaluate_settings(
     resolved = {name: _resolve(s, task, common) for name, s in settings.items()}
     done = [] if previous is None else [(s, r) for name in previous.fits for s, r in _seeded(previous, name)]
     fit_kwargs = dict(train_idx=train, val_idx=val, var_names=adata.var_names, output_names=output_names)
-    plan, results, jobs = {}, {}, {}
+    plan, results, to_fit = {}, {}, {}
     for name, base in resolved.items():
         plan[name] = [(name, int(seed)) for seed in (seeds or {}).get(name, (base.seed,))]
         for key in plan[name]:
@@ -278,15 +278,16 @@ def evaluate_settings(
             if reused:
                 results[key] = reused[0]
             else:
-                jobs[key] = (current.epochs * current.n_hidden, _fit_one, (X, values, current, None, fit_kwargs))
+                to_fit[key] = {"settings": current}
     fitted = {} if previous is None else dict(previous.baselines)
     if "ReLU MLP" in baselines and "ReLU MLP" not in fitted:
         plain = dict(l1_penalty=0.0, gene_penalty=0.0, gene_set_penalty=0.0, gene_sets=None)
         relu = TrainSettings.resolve(resolved[reference], **plain | dict(relu_settings or {}))
-        jobs["ReLU MLP"] = (relu.epochs * relu.n_hidden, _fit_one, (X, values, relu, ReluMLP, fit_kwargs))
+        to_fit["ReLU MLP"] = {"settings": relu, "model_factory": ReluMLP}
+    jobs = fit_jobs(X, values, to_fit, **fit_kwargs) if to_fit else {}
     if "linear" in baselines and "linear" not in fitted:
         jobs["linear"] = (np.inf, _fit_linear, (X, y, train, val, task, linear_grid))  # the slowest: first
-    results.update(_run_all(jobs, n_jobs))
+    results.update(run_jobs(jobs, n_jobs))
     fitted.update({name: results.pop(name) for name in BASELINES if name in results})
     fits = {name: [results[key] for key in keys] for name, keys in plan.items()}
     modules = {name: [eigendecompose(r) for r in runs] for name, runs in fits.items()}
@@ -333,40 +334,8 @@ def _seeded(evaluation: Evaluation, name: str):
         yield TrainSettings.resolve(evaluation.settings[name], seed=int(result.settings["seed"])), result
 
 
-def _fit_one(X, values, settings: TrainSettings, factory, fit_kwargs) -> FitResult:
-    """One :func:`~bilinear_core.train.fit` of the bilinear model (``factory=None``) or another architecture."""
-    X = X if X.flags.writeable else X.copy()  # joblib hands large arrays to workers as read-only memmaps
-    return fit(X, values, settings=settings, model_factory=factory, **fit_kwargs)
-
-
 def _fit_linear(X, y, train, val, task: str, grid=None):
     """The linear baseline: logistic regression (C) or ridge regression (alpha), chosen on validation."""
     if task == "classification":
         return fit_logistic(X, y, train, val, Cs=LOGISTIC_CS if grid is None else tuple(grid))[0]
     return fit_ridge(X, y, train, val, alphas=RIDGE_ALPHAS if grid is None else tuple(grid))[0]
-
-
-def _in_worker(threads: int, function, *args):
-    """``function(*args)`` in a worker process, with the caller's number of torch and BLAS threads."""
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
-    with threadpool_limits(threads):
-        return function(*args)
-
-
-def _run_all(jobs: dict, n_jobs: int) -> dict:
-    """``{key: result}`` of ``jobs`` (``{key: (size, function, args)}``), in ``n_jobs`` processes.
-
-    The largest jobs start first, so that the processes finish together; every job is seeded or
-    deterministic, so the results do not depend on ``n_jobs``.
-    """
-    check_positive_integers(n_jobs=n_jobs)
-    order = sorted(jobs, key=lambda key: -jobs[key][0])
-    if n_jobs == 1 or len(jobs) < 2:
-        return {key: jobs[key][1](*jobs[key][2]) for key in order}
-    from joblib import Parallel, delayed
-
-    threads = torch.get_num_threads()
-    done = Parallel(n_jobs=n_jobs)(delayed(_in_worker)(threads, jobs[key][1], *jobs[key][2]) for key in order)
-    return dict(zip(order, done))

@@ -122,5 +122,6 @@ def embed(
     sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_vars - 1, adata.n_obs - 1), random_state=seed, svd_solver=svd_solver)
     sc.pp.neighbors(adata, n_neighbors=n_neighbors, random_state=seed, transformer=transformer)
     sc.tl.umap(adata, random_state=seed, maxiter=umap_epochs)
-    adata.uns["umap_source"] = f"computed here (PCA {n_pcs}, {n_neighbors} neighbours, seed {seed})"
+    exact = "exact " if transformer == "sklearn" else ""
+    adata.uns["umap_source"] = f"computed here (PCA {n_pcs}, {n_neighbors} {exact}neighbours, seed {seed})"
     return adata

@@ -31,7 +31,7 @@ from anndata.io import read_elem
 from scipy import sparse
 from tqdm import tqdm
 
-from .checks import check_min_cells
+from .checks import check_min_cells, check_positive_integers
 from .devices import resolve_device
 from .pp import ribosomal_genes
 from .train import (
@@ -41,7 +41,6 @@ from .train import (
     SingleProcess,
     TrainSettings,
     bind_checkpoint,
-    check_positive_integers,
     encode_targets,
     resolve_split,
     train_model,

@@ -11,6 +11,7 @@ The scanpy-style face of :func:`~bilinear_core.train.fit` and
 - ``adata.obsm[f"{key_added}_scores"]``: cell scores on them ``(cells, outputs, modules)``.
 
 All of it survives ``adata.write_h5ad`` / ``anndata.read_h5ad``; :func:`get_modules` reads the modules back.
+:func:`train_many` trains several models (settings, seeds) side by side, each under its own key.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from anndata import AnnData
 
 from .checks import get_matrix, get_obs_column
 from .interpret import Modules, eigendecompose, module_scores, orient_modules
-from .train import FitResult, fit
+from .train import FitResult, fit_many
 
 SPLIT_LABELS = ("train", "validation")
 
@@ -81,24 +82,47 @@ def train(
     :func:`~bilinear_core.train.fit` (the post's settings by default). Writes ``adata.uns[key_added]``
     (task, target, output names, classes, settings, history) and ``adata.obs[f"{key_added}_split"]``.
     """
+    runs = {key_added: kwargs}
+    return train_many(adata, target, runs, task=task, layer=layer, n_targets=n_targets)[key_added]
+
+
+def train_many(
+    adata: AnnData,
+    target,
+    runs: dict,
+    *,
+    task: str | None = None,
+    layer: str | None = None,
+    n_targets: int | None = None,
+    n_jobs: int = 1,
+    **common,
+) -> dict[str, FitResult]:
+    """Several :func:`train` runs of one target, ``{key_added: keywords}``, in ``n_jobs`` processes at once.
+
+    Each run trains with ``common`` updated by its own keywords (:func:`~bilinear_core.train.fit_many`) and
+    is recorded under its key as :func:`train` records it. Returns ``{key_added: FitResult}``.
+    """
     values, task = target_values(adata, target, task, n_targets)
-    result = fit(get_matrix(adata, layer), values, task=task, var_names=adata.var_names, **kwargs)
-    split = np.full(adata.n_obs, SPLIT_LABELS[0], dtype=object)
-    split[result.val_idx] = SPLIT_LABELS[1]
-    adata.obs[f"{key_added}_split"] = pd.Categorical(split, categories=SPLIT_LABELS)
-    adata.uns[key_added] = _h5ad_safe(
-        {
-            "task": task,
-            "target": target if isinstance(target, str) else list(target),
-            "n_targets": n_targets,
-            "layer": layer,
-            "output_names": result.output_names,
-            "classes": result.classes,
-            "settings": result.settings,
-            "history": result.history,
-        }
-    )
-    return result
+    X = get_matrix(adata, layer)
+    results = fit_many(X, values, runs, n_jobs=n_jobs, task=task, var_names=adata.var_names, **common)
+    for key_added in runs:
+        result = results[key_added]
+        split = np.full(adata.n_obs, SPLIT_LABELS[0], dtype=object)
+        split[result.val_idx] = SPLIT_LABELS[1]
+        adata.obs[f"{key_added}_split"] = pd.Categorical(split, categories=SPLIT_LABELS)
+        adata.uns[key_added] = _h5ad_safe(
+            {
+                "task": task,
+                "target": target if isinstance(target, str) else list(target),
+                "n_targets": n_targets,
+                "layer": layer,
+                "output_names": result.output_names,
+                "classes": result.classes,
+                "settings": result.settings,
+                "history": result.history,
+            }
+        )
+    return {key_added: results[key_added] for key_added in runs}
 
 
 def modules(

@@ -23,9 +23,10 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from tqdm import tqdm
 
-from .checks import as_dense_float, check_finite, check_min_cells
+from .checks import as_dense_float, check_finite, check_min_cells, check_positive_integers
 from .devices import autocast, check_device, model_device, resolve_device
 from .model import BilinearMLP
+from .parallel import run_jobs
 from .regularisation import EarlyStopping, collapse_latent, expand_inputs, gene_set_groups, proximal_step
 
 TASKS = ("classification", "regression")
@@ -43,13 +44,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (global seed for libraries that use it)
     torch.manual_seed(seed)
-
-
-def check_positive_integers(**values) -> None:
-    """Raise a ``ValueError`` naming the first of ``values`` that is not an integer of at least 1."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -556,6 +550,39 @@ def fit(
         record["model"] = getattr(model_factory, "__name__", repr(model_factory))
     genes = None if var_names is None else [str(v) for v in var_names]
     return FitResult(model, history, train_idx, val_idx, settings.task, names, classes, genes, record, timings)
+
+
+def fit_many(X, y, runs: dict, *, n_jobs: int = 1, **common) -> dict:
+    """Independent fits, ``{key: fit(X, y, **common | runs[key])}``, run in ``n_jobs`` processes at once.
+
+    ``runs`` maps a key to the keywords of :func:`fit` that differ between runs (``weight_decay``, ``seed``,
+    ``train_idx``, ``settings``, ``model_factory``, …); ``common`` holds the rest. The processes share this
+    one's torch threads (:func:`bilinear_core.parallel.run_jobs`) and every fit is seeded, so each result
+    equals the sequential ``fit`` with the same number of threads.
+    """
+    return run_jobs(fit_jobs(X, y, runs, **common), n_jobs)
+
+
+def fit_jobs(X, y, runs: dict, **common) -> dict:
+    """The fits of :func:`fit_many` as jobs for :func:`~bilinear_core.parallel.run_jobs`, sized epochs × width.
+
+    ``X (n, g)`` is densified once here and shared by every job.
+    """
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError("runs must be a non-empty {key: {keyword: value}} dict.")
+    X = as_dense_float(X)
+    jobs = {}
+    for key, run in runs.items():
+        kwargs = common | dict(run)
+        base = kwargs.get("settings") or TrainSettings()
+        size = kwargs.get("epochs", base.epochs) * kwargs.get("n_hidden", base.n_hidden)
+        jobs[key] = (size, _fit_job, (X, y, kwargs))
+    return jobs
+
+
+def _fit_job(X, y, kwargs: dict) -> FitResult:
+    """One :func:`fit` in a worker (joblib hands large arrays over as read-only memmaps)."""
+    return fit(X if X.flags.writeable else X.copy(), y, **kwargs)
 
 
 def classification_report(result: FitResult, X, labels, idx=None) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -67,7 +67,7 @@ N_SPECTRUM = 20  # eigenpairs computed, for the low end of the spectrum
 POST_LAMBDA0 = 0.272  # the post's eigenvalue of frequency 0
 
 adata = bc.pp.preprocess(bc.datasets.pancreas(), n_top_genes=10_000, layer="spliced")
-adata = bc.pp.embed(adata)
+adata = bc.pp.embed(adata, transformer="sklearn")  # exact neighbours
 X = adata.X.toarray()
 
 # %% tags=["remove-input"]
@@ -207,16 +207,19 @@ sensitivity.to_csv(RESULTS / "frequencies_eigenvalue_sensitivity.csv")
 # **Weight decay.** As in {doc}`02_cell_typing` we read "Adam, weight decay $10^{-4}$" literally, as PyTorch's
 # `Adam` applies it: an L2 penalty added to the gradient (the default of `bilinear_core.fit`). The other common
 # reading, *decoupled* decay (AdamW-style: each step multiplies the weights by $1 - \text{lr}\cdot\text{wd}$,
-# here $1 - 10^{-8}$), is trained below for comparison.
+# here $1 - 10^{-8}$), is trained beside it for comparison further down.
 #
-# `bc.tl.train` takes the targets from `adata.obsm["X_freq"]` (its first `n_targets` columns) and records the
-# settings and the per-epoch history in `adata.uns["bilinear"]`:
+# `bc.tl.train_many` trains both readings in two processes; it takes the targets from `adata.obsm["X_freq"]`
+# (its first `n_targets` columns) and records each model's settings and per-epoch history under its own key,
+# `adata.uns["bilinear"]` and `adata.uns["decoupled"]`:
 
 # %%
 settings = dict(n_targets=N_FREQS, output_names=freq_names, progress=False)
 settings |= dict(n_hidden=128, loss="huber", lr=1e-4, weight_decay=1e-4)
 settings |= dict(epochs=100, batch_size=64, val_fraction=0.3, seed=42)
-result = bc.tl.train(adata, "X_freq", **settings)
+runs = {"bilinear": {}, "decoupled": {"decoupled_weight_decay": True}}
+fits = bc.tl.train_many(adata, "X_freq", runs, n_jobs=2, **settings)
+result = fits["bilinear"]
 fig = bc.pl.training(adata, title="frequency regression")
 
 # %% tags=["remove-input"]
@@ -262,11 +265,10 @@ plt.show()
 # $R^2$ in the table.
 #
 # **The decoupled alternative.** The same training with the weight decay applied decoupled (AdamW-style),
-# recorded under its own key:
+# trained above:
 
 # %%
-decoupled_settings = settings | dict(decoupled_weight_decay=True)
-decoupled = bc.tl.train(adata, "X_freq", key_added="decoupled", **decoupled_settings)
+decoupled = fits["decoupled"]
 decoupled_report = bc.train.regression_report(decoupled, X, F)
 by_decay = {"L2 (this chapter)": val_report, "decoupled": decoupled_report}
 pd.concat(by_decay, axis=1).round(4)

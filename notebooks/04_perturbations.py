@@ -31,7 +31,7 @@ import torch
 
 import bilinear_core as bc
 
-torch.set_num_threads(1)  # one thread: faster on a shared CPU, and deterministic
+torch.set_num_threads(2)  # two threads on any machine: same numbers on every rerun
 
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display

@@ -152,9 +152,7 @@ for dropout in (0.0, 0.2):
         GRID[f"singles_{dropout}_{wd}"] = dict(dropout=dropout, weight_decay=wd)
 
 # %%
-fits = {}
-for name, grid in GRID.items():
-    fits[name] = bc.tl.train(adata, "singles", key_added=name, **grid, **FIT)
+fits = bc.tl.train_many(adata, "singles", GRID, n_jobs=2, **FIT)  # two processes
 
 # %% [markdown]
 # We keep the fit whose outputs best pick out each validation cell's activated gene: the mean, over validation

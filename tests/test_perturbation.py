@@ -304,4 +304,4 @@ def test_embed_passes_solver_transformer_and_epochs(monkeypatch, toy_adata):
     assert calls["pca"] == {"n_comps": 5, "random_state": 3, "svd_solver": "randomized"}
     assert calls["neighbors"] == {"n_neighbors": 7, "random_state": 3, "transformer": "sklearn"}
     assert calls["umap"] == {"random_state": 3, "maxiter": 20}
-    assert "7 neighbours, seed 3" in toy_adata.uns["umap_source"]
+    assert "7 exact neighbours, seed 3" in toy_adata.uns["umap_source"]

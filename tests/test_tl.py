@@ -78,6 +78,20 @@ def test_regression_targets_from_obsm_and_obs_columns(counts):
     assert adata.obsm["cols_scores"].shape == (60, 2, 3)
 
 
+def test_train_many_records_each_run_as_train_does(counts):
+    adata = bc.pp.preprocess(counts, n_top_genes=30, min_cells=10)
+    runs = {"post": {}, "decoupled": {"decoupled_weight_decay": True, "weight_decay": 0.5}}
+    results = bc.tl.train_many(adata, "cell_type", runs, n_jobs=2, **FIT)
+    assert list(results) == ["post", "decoupled"]
+    for key, run in runs.items():
+        alone = adata.copy()
+        expected = bc.tl.train(alone, "cell_type", key_added=key, **FIT | run)
+        pd.testing.assert_frame_equal(results[key].history, expected.history, check_exact=True)
+        assert adata.uns[key]["settings"] == alone.uns[key]["settings"]
+        pd.testing.assert_series_equal(adata.obs[f"{key}_split"], alone.obs[f"{key}_split"])
+    assert adata.uns["decoupled"]["settings"]["decoupled_weight_decay"]
+
+
 def test_clear_errors(counts):
     adata = bc.pp.preprocess(counts, n_top_genes=40, min_cells=10)
     with pytest.raises(KeyError, match="neither in adata.obsm"):

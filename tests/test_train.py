@@ -160,3 +160,33 @@ def test_regression_report_values():
     pred = result.predict(X[result.val_idx])[:, 0]
     assert report["mae"].iloc[0] == pytest.approx(np.abs(pred - y[result.val_idx]).mean(), rel=1e-5)
     assert report["std"].iloc[0] == pytest.approx(y[result.val_idx].std(), rel=1e-5)
+
+
+def test_fit_many_in_two_processes_equals_sequential_fits():
+    X, y = _quadratic_problem(n=200, g=6)
+    common = dict(task="regression", n_hidden=8, epochs=4, batch_size=32, lr=1e-2, progress=False)
+    runs = {
+        "decay": {"weight_decay": 0.1},
+        ("seed", 1): {"seed": 1},
+        "relu": {"model_factory": bc.baselines.ReluMLP, "epochs": 2},
+    }
+    parallel = bc.fit_many(X, y, runs, n_jobs=2, **common)
+    assert set(parallel) == set(runs)
+    for key, run in runs.items():
+        alone = bc.fit(X, y, **common | run)
+        got = parallel[key]
+        assert got.settings == alone.settings
+        pd.testing.assert_frame_equal(got.history, alone.history, check_exact=True)
+        for a, b in zip(got.model.parameters(), alone.model.parameters(), strict=True):
+            assert torch.equal(a, b)
+    assert len(parallel["relu"].history) == 2 and not hasattr(parallel["relu"].model, "left")
+
+
+@pytest.mark.parametrize(
+    ("runs", "n_jobs", "message"),
+    [({}, 1, "runs must be a non-empty"), ({"a": {}}, 0, "n_jobs must be a positive integer")],
+)
+def test_fit_many_bad_requests_name_the_problem(runs, n_jobs, message):
+    X, y = _quadratic_problem(n=60, g=4)
+    with pytest.raises(ValueError, match=message):
+        bc.fit_many(X, y, runs, n_jobs=n_jobs, task="regression", epochs=1, progress=False)
