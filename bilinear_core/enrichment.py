@@ -8,6 +8,10 @@ Enrichr libraries; :data:`~bilinear_core.datasets.genesets.MOUSE_LIBRARIES` is t
 :data:`~bilinear_core.datasets.genesets.HUMAN_LIBRARIES` its human counterpart (A549, K562). Genes are matched
 upper-cased on both sides: for mouse genes against human-symbol libraries that is the usual first
 approximation of 1:1 orthologs; Enrichr's mouse libraries are written in upper case already.
+
+The test runs here, over all terms of a library at once (:func:`hypergeometric` on an :class:`IndexedLibrary`);
+its p-values, adjusted p-values, odds ratios and combined scores equal gseapy's ``enrich`` bit for bit (tested).
+``online=True`` asks the Enrichr web service instead, through gseapy.
 """
 
 from __future__ import annotations

@@ -237,8 +237,9 @@ glue(
 # **Gene lists.** The post keeps the top 1 % of genes per sign (100 of 10,000 HVGs), and `bilinear_core` adds a
 # floor of 50 genes for smaller gene sets. {glue:text}`gene_rule`
 #
-# **Enrichment.** Each list is tested by a hypergeometric test (gseapy's `enrich`, the same test as Enrichr)
-# against local copies of gene-set libraries, because the machines that build this book cannot reach Enrichr.
+# **Enrichment.** Each list is tested by Enrichr's hypergeometric test (`bc.enrichment.enrich`, whose values
+# equal gseapy's `enrich` to the bit) against local copies of gene-set libraries, because the machines that
+# build this book cannot reach Enrichr.
 # We use {glue:text}`libraries_sentence` The table below says which file stands for which of the post's
 # libraries (`bilinear_core.datasets.genesets.POST_STAND_INS`; `MOUSE_LIBRARIES` is the default of every
 # enrichment call). Terms with Benjamini–Hochberg adjusted $p \le 0.05$ (per library) are kept and the 15

@@ -1313,6 +1313,25 @@ def regularisation_headline(
     )
 
 
+def early_stopping_sentence(tables: dict, post: str, patience: int) -> str:
+    """Where early stopping was trained, from the epoch of the post's lowest validation loss per task."""
+    best = {task: int(table.loc[post, "best epoch"]) for task, table in tables.items()}
+    trained = [t for t, table in tables.items() if "early stopping" in table.index]
+    skipped = [t for t in tables if t not in trained]
+
+    def where(tasks):
+        return _and([f"{t} (epoch {best[t]})" for t in tasks])
+
+    text = "- **Early stopping** "
+    text += f"was trained on {where(trained)}" if trained else "was trained on no task"
+    if skipped:
+        text += (
+            f"; on {where(skipped)} the post's fit has its lowest validation loss within "
+            f"{patience} epochs of its end, so early stopping would not stop it"
+        )
+    return text + "."
+
+
 def held_out_sentence(held_out: pd.DataFrame) -> str:
     """One bullet per non-random split of the regularisation chapter: test R² and MAE of every model."""
     lines = []
