@@ -11,11 +11,14 @@ export OMP_WAIT_POLICY := PASSIVE
 
 install: $(STAMP)
 
+# The last step imports umap once: pynndescent (imported by umap) compiles ~40 numba functions into its on-disk
+# cache on its first import (~30 s on 2 cores), which belongs to installing it, not to the first chapter that embeds.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import umap"
 	touch $@
 
 # Link the offline data and gene-set libraries from ../shared into data/ (git-ignored) when present.

@@ -109,27 +109,28 @@ table[["train", "validation", "test", "total"]]
 #   validation.
 #
 # The validation score of a network is its accuracy after the last epoch: no early stopping for anyone. The
-# post's model is trained with `bc.tl.train`, which records it in `adata`; the variants, which only serve the
-# comparison, are trained from the same matrix with the same settings by the array-level `bc.fit_many`, which
-# runs independent fits in two processes (each fit is seeded, so the results equal one-by-one fits).
+# six networks are trained by `bc.tl.train_many`, which runs independent fits in two processes (each fit is
+# seeded, so the results equal one-by-one fits) and records each in `adata` under its own key, the post's
+# model under `bilinear`.
 
 # %%
 NET = dict(n_hidden=128, lr=1e-4, epochs=100, batch_size=64, seed=SEED, progress=False)
 WD = 0.35  # the post's weight decay for cell typing
+WD_GRID = [WD / 10, WD, WD * 10]  # 0.1×, the post's value, 10×
 split = dict(train_idx=train_idx, val_idx=val_idx)
-bilinear = bc.tl.train(adata, "clusters", weight_decay=WD, **split, **NET)
+keys = {wd: "bilinear" if wd == WD else f"bilinear_wd{wd:g}" for wd in WD_GRID}
+runs = {keys[wd]: dict(weight_decay=wd) for wd in WD_GRID}
+runs |= {
+    f"relu_wd{wd:g}": dict(weight_decay=wd, model_factory=bb.ReluMLP) for wd in WD_GRID
+}
+fits = bc.tl.train_many(adata, "clusters", runs, n_jobs=2, **split, **NET)
+bilinear = fits["bilinear"]
 
 # %%
 X = adata.X.toarray()
 CELL = dict(var_names=adata.var_names, **split, **NET)
-WD_GRID = [WD / 10, WD, WD * 10]  # 0.1×, the post's value, 10×
-# the post's weight decay is the model above; the other two are new fits
-variants = {("bilinear", wd): dict(weight_decay=wd) for wd in WD_GRID if wd != WD}
-RELU = dict(model_factory=bb.ReluMLP)
-variants |= {("ReLU", wd): dict(weight_decay=wd, **RELU) for wd in WD_GRID}
-fits = bc.fit_many(X, labels, variants, n_jobs=2, **CELL)
-bilinear_by_wd = {wd: fits.get(("bilinear", wd), bilinear) for wd in WD_GRID}
-relu_by_wd = {wd: fits["ReLU", wd] for wd in WD_GRID}
+bilinear_by_wd = {wd: fits[keys[wd]] for wd in WD_GRID}
+relu_by_wd = {wd: fits[f"relu_wd{wd:g}"] for wd in WD_GRID}
 
 # %%
 bilinear_tuned, tuning_bilinear = bb.select_on_validation(bilinear_by_wd, "value")
