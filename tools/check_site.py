@@ -139,6 +139,7 @@ class SiteChecker:
     def __init__(self, html_root: Path):
         self.html_root = Path(html_root).resolve()
         self._soups: dict[Path, BeautifulSoup] = {}
+        self._ids: dict[Path, set[str]] = {}
         self.counts = Counter()  # what was checked, for the summary line
 
     def soup(self, path: Path) -> BeautifulSoup:
@@ -146,6 +147,13 @@ class SiteChecker:
         if path not in self._soups:
             self._soups[path] = BeautifulSoup(path.read_text(encoding="utf-8", errors="replace"), "html.parser")
         return self._soups[path]
+
+    def ids(self, path: Path) -> set[str]:
+        """The anchors of the page at ``path``, collected once per page (links to it are checked against them)."""
+        path = path.resolve()
+        if path not in self._ids:
+            self._ids[path] = _ids(self.soup(path))
+        return self._ids[path]
 
     def check_page(self, page: Path) -> list[str]:
         soup = self.soup(page)
@@ -256,7 +264,7 @@ class SiteChecker:
                     if not (target / "index.html").is_file():
                         problems.append(f"link to a folder without index.html: {url}")
                 elif fragment and name == "a" and target.suffix == ".html":
-                    if fragment not in _ids(self.soup(target)):
+                    if fragment not in self.ids(target):
                         problems.append(f"broken anchor: {url}")
         return problems
 
