@@ -534,9 +534,10 @@ def fit(
             raise ValueError("The gene-set penalty needs var_names (the genes of X's columns) to match the sets.")
         groups = gene_set_groups(var_names, settings.gene_sets)
         X, extra = expand_inputs(X, groups), {"latent_inputs": groups.n_inputs}
+    record = settings.record(len(train_idx), len(val_idx), dev, **extra)
     checkpoint = bind_checkpoint(
-        checkpoint, resume, settings=settings.record(len(train_idx), len(val_idx), dev, **extra),
-        var_names=var_names, output_names=names, train_idx=train_idx, val_idx=val_idx,
+        checkpoint, resume, settings=record, var_names=var_names, output_names=names, train_idx=train_idx,
+        val_idx=val_idx,
     )  # fmt: skip
     source = MemorySource(X, targets, train_idx, val_idx, settings, dev)
     model, history, timings = train_model(
@@ -545,7 +546,6 @@ def fit(
     )  # fmt: skip
     if groups is not None:
         model = collapse_latent(model, groups)
-    record = settings.record(len(train_idx), len(val_idx), dev, **extra)
     if model_factory is not None:
         record["model"] = getattr(model_factory, "__name__", repr(model_factory))
     genes = None if var_names is None else [str(v) for v in var_names]
