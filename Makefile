@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # threads that sleep instead of spinning while waiting: avoids multi-fold slow-downs when the 2 cores are shared
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install data book book-clean check-site test lint bench chapter clean
+.PHONY: install data book book-clean check-site test lint bench chapter preview clean
 
 install: $(STAMP)
 
@@ -32,14 +32,17 @@ data:
 # --all re-renders every page (so every warning is reported each time); execution is cached separately.
 JB_BUILD := $(BIN)/jupyter-book build . --all -W -n --keep-going
 CACHE := _build/.jupyter_cache
+# where the chapters write their result tables; the site serves them at results/ (html_extra_path in _config.yml)
+RESULTS := _build/extra/results
 
-# Chapters re-execute only when their code changed (jupyter-cache); a change to bilinear_core, notebooks/bookkit.py
+# Chapters re-execute only when their code changed (jupyter-cache); a change to bilinear_core, notebooks/bookkit/
 # or requirements.txt empties the cache, since every chapter's outputs depend on them.
 book: install data
-	@key=$$(cat $$(find bilinear_core -name '*.py' | sort) notebooks/bookkit.py requirements.txt | sha256sum | cut -c1-64); \
+	@key=$$(cat $$(find bilinear_core notebooks/bookkit -name '*.py' | sort) requirements.txt | sha256sum | cut -c1-64); \
 	if [ -d $(CACHE) ] && [ "$$(cat $(CACHE)/inputs.sha256 2>/dev/null)" != "$$key" ]; then \
 		echo "bilinear_core or requirements.txt changed: every chapter re-executes"; rm -rf $(CACHE); fi; \
 	mkdir -p $(CACHE) && echo "$$key" > $(CACHE)/inputs.sha256
+	mkdir -p $(RESULTS)
 	$(JB_BUILD)
 
 # Everything from scratch: no cached execution, no stale results (what CI runs).
@@ -63,6 +66,14 @@ bench: install data
 # Re-execute one chapter in place, e.g. `make chapter NB=notebooks/02_cell_typing.py`.
 chapter: install data
 	$(BIN)/jupytext --to ipynb --execute $(NB)
+
+# One page built alone, with its own execution cache, into _build/preview/NAME/_build/html: for working on a
+# chapter while other pages change, e.g. `make preview PAGE=notebooks/02_cell_typing` (links to other pages dangle).
+preview: install data
+	@test -n "$(PAGE)" || { echo "usage: make preview PAGE=notebooks/02_cell_typing"; exit 2; }
+	@out=_build/preview/$$(basename $(PAGE)); mkdir -p $$out $(RESULTS); \
+	printf 'format: jb-book\nroot: %s\n' "$(PAGE)" > $$out/_toc.yml; \
+	$(BIN)/jupyter-book build . --toc $$out/_toc.yml --path-output $$out --keep-going
 
 clean:
 	rm -rf _build

@@ -1,7 +1,8 @@
 """Figures (matplotlib/seaborn); each returns its ``Figure``.
 
 :func:`training` and :func:`modules` read what :mod:`bilinear_core.tl` stored in ``adata``; the others take
-tables and arrays.
+tables and arrays. Figures are at most :data:`PAGE_WIDTH` inches wide, with at most two panels a row and no
+text below 9 pt, so that they read at the width of a page or a notebook.
 """
 
 from __future__ import annotations
@@ -16,11 +17,25 @@ from matplotlib.colors import TwoSlopeNorm
 from .interpret import Modules, module_auroc
 from .tl import get_modules
 
+#: The widest figure drawn here, in inches: a book's text column or a notebook cell at 100 %.
+PAGE_WIDTH = 8.0
+
+
+def _panel_grid(n_panels: int, height: float):
+    """A figure of ``n_panels`` axes, two a row, :data:`PAGE_WIDTH` wide (half of it for a single panel)."""
+    ncols = min(2, n_panels)
+    nrows = int(np.ceil(n_panels / ncols))
+    width = PAGE_WIDTH if ncols == 2 else PAGE_WIDTH / 2
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows), constrained_layout=True, squeeze=False)
+    for ax in axes.ravel()[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()[:n_panels]
+
 
 def training_curves(history: pd.DataFrame, title: str = ""):
     """Train/validation loss and metric (accuracy or MAE) per epoch, side by side."""
     metric = "accuracy" if "val_accuracy" in history else "mae"
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
+    fig, axes = _panel_grid(2, 3.2)
     for ax, what in zip(axes, ("loss", metric)):
         for split, style in (("train", "-"), ("val", "--")):
             ax.plot(history["epoch"], history[f"{split}_{what}"], style, label=split)
@@ -62,8 +77,8 @@ def eigen_spectrum(modules: Modules, output, n: int = 20, ax=None):
 def embedding_values(embedding: np.ndarray, values: np.ndarray, titles, cmap: str = "RdBu_r"):
     """Scatter of a 2-d embedding coloured by each column of ``values`` on a diverging map centred at 0."""
     values = np.asarray(values).reshape(len(embedding), -1)
-    fig, axes = plt.subplots(1, values.shape[1], figsize=(3.6 * values.shape[1], 3.4), constrained_layout=True)
-    for ax, v, title in zip(np.atleast_1d(axes), values.T, titles):
+    fig, axes = _panel_grid(values.shape[1], 3.4)
+    for ax, v, title in zip(axes, values.T, titles):
         lim = np.abs(v).max()
         sc = ax.scatter(*embedding.T, c=v, s=2, cmap=cmap, norm=TwoSlopeNorm(0, -lim, lim), rasterized=True)
         ax.set(title=title, xticks=[], yticks=[])
@@ -73,9 +88,9 @@ def embedding_values(embedding: np.ndarray, values: np.ndarray, titles, cmap: st
 
 def predicted_vs_true(pred: np.ndarray, true: np.ndarray, names, labels=None):
     """One scatter per output of predictions against targets, with the identity line."""
-    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.2), constrained_layout=True)
+    fig, axes = _panel_grid(len(names), 3.4)
     colors = None if labels is None else pd.Categorical(labels).codes
-    for i, (ax, name) in enumerate(zip(np.atleast_1d(axes), names)):
+    for i, (ax, name) in enumerate(zip(axes, names)):
         ax.scatter(true[:, i], pred[:, i], s=3, c=colors, cmap=None if colors is None else "tab10", rasterized=True)
         lo, hi = min(true[:, i].min(), pred[:, i].min()), max(true[:, i].max(), pred[:, i].max())
         ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
@@ -118,7 +133,7 @@ def module_overview(
     values = modules.values(output)
     k = scores.shape[1]
     nrows = int(np.ceil((k + 1) / 2))
-    fig, axes = plt.subplots(nrows, 2, figsize=(10, 3.2 * nrows), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, 2, figsize=(PAGE_WIDTH, 3.2 * nrows), constrained_layout=True, squeeze=False)
     axes = axes.ravel()
     eigen_spectrum(modules, output, n=n_eigen, ax=axes[0])
     auroc = None if highlight is None or target is not None else module_auroc(scores, labels == highlight)
@@ -150,7 +165,7 @@ def module_overview(
         ax.set_visible(False)
     handles, names = axes[1].get_legend_handles_labels() if k else ([], [])
     if handles:
-        fig.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False, markerscale=3)
+        fig.legend(handles, names, loc="outside right upper", fontsize=9, frameon=False, markerscale=3)
     fig.suptitle(f"{name}: spectrum of Q and cell scores on its leading modules")
     return fig
 
@@ -173,7 +188,7 @@ def laplacian_spectrum(values, n_used: int = 4, reference: dict | None = None, t
         ax.axhline(value, color=f"C{i}", ls="--", lw=0.9, label=label)
     ax.set(xlabel="frequency index", ylabel="eigenvalue λ of L = D − A", title=title)
     ax.set_xticks(index[:: max(1, values.size // 10)])
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=9)
     return fig
 
 
@@ -183,14 +198,14 @@ def error_vs_spread(table: pd.DataFrame, error: str = "mae", spreads=("std", "iq
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise KeyError(f"table has no column(s) {missing}; columns are {list(table.columns)}.")
-    fig, ax = plt.subplots(figsize=(1.6 * len(table) + 2.5, 3.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(min(PAGE_WIDTH, 1.6 * len(table) + 2.5), 3.2), constrained_layout=True)
     width = 0.8 / len(columns)
     x = np.arange(len(table))
     for i, column in enumerate(columns):
         ax.bar(x + (i - (len(columns) - 1) / 2) * width, table[column], width, label=column)
     ax.set_xticks(x, [str(i) for i in table.index])
     ax.set(ylabel="value (target units)", title=title or f"Validation {error} against each target's spread")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=9)
     return fig
 
 
@@ -209,7 +224,7 @@ def dose_profile(table: pd.DataFrame, title: str = "Module scores by dose (mean 
     ax.set_xticks(x, [f"{d:g}" for d in table.index])
     ax.axhline(0, color="black", lw=0.6)
     ax.set(xlabel="dose (0: every cell without this drug)", ylabel="module score", title=title)
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=9)
     return fig
 
 

@@ -35,6 +35,8 @@ from bilinear_core.interpret import gene_ranks, module_auroc, spectrum_energy
 from bilinear_core.report import enrichment_table, summary_table
 
 import bookkit
+from bookkit import cell_typing as kit
+from bookkit import interpretation
 
 pd.set_option("display.max_colwidth", 80)
 # One torch thread: this small model gains little from a second one, and on a busy
@@ -215,8 +217,8 @@ genes = pd.concat([r.genes for r in reports.values()])
 genes.to_csv(RESULTS / "cell_typing_module0_genes.csv", index=False)
 terms = pd.concat([r.enrichment.assign(output=c) for c, r in reports.items()])
 terms.to_csv(RESULTS / "cell_typing_module0_enrichment.csv", index=False)
-glue("gene_rule", bookkit.gene_list_rule(adata.n_vars), display=False)
-glue("libraries_sentence", bookkit.libraries_sentence(), display=False)
+glue("gene_rule", interpretation.gene_list_rule(adata.n_vars), display=False)
+glue("libraries_sentence", interpretation.libraries_sentence(), display=False)
 reactome = bc.datasets.genesets.load_library(
     bc.datasets.genesets.POST_STAND_INS["Reactome_2022"]
 )
@@ -302,7 +304,7 @@ glue("beta_auroc_min", float(module_auroc(partner, labels == BETA)[0]), display=
 # Generated from the results below (top genes and most significant terms per pole):
 
 # %% tags=["remove-input"]
-beta_text = bookkit.module_interpretation(
+beta_text = interpretation.module_interpretation(
     reports[BETA], modules, auroc=auroc.loc[BETA, 0]
 )
 display(Markdown(beta_text))
@@ -386,7 +388,7 @@ post_ranks = {c: gene_ranks(modules, c, top.split()) for c, top in POST_TOP10.it
 # %% tags=["hide-input"]
 for c in classes.drop(BETA):
     fig = bc.pl.modules(adata, c, groupby=LABEL)
-    text = bookkit.class_dropdown(
+    text = kit.class_dropdown(
         c, fig, reports[c], modules, auroc.loc[c, 0], post_ranks.get(c)
     )
     display(Markdown(text))

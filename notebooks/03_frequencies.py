@@ -40,6 +40,8 @@ from bilinear_core.frequencies import (
 )
 
 import bookkit
+from bookkit import frequencies as kit
+from bookkit import interpretation
 
 # %% tags=["remove-cell"]
 # Book settings. One intra-op torch thread: on a small CPU shared with other processes, busy-waiting OpenMP
@@ -315,8 +317,8 @@ bookkit.styled(best, precision=2, formatter={"eigenvalue": "{:.2g}"})
 correlations.to_csv(RESULTS / "frequencies_module_correlations.csv", index=False)
 modules.spectrum().to_csv(RESULTS / "frequencies_spectrum.csv", index=False)
 glue("r0_0", float(r_modules.loc[freq_names[0], 0]), display=False)
-glue("gene_rule", bookkit.gene_list_rule(adata.n_vars), display=False)
-glue("libraries_sentence", bookkit.libraries_sentence(), display=False)
+glue("gene_rule", interpretation.gene_list_rule(adata.n_vars), display=False)
+glue("libraries_sentence", interpretation.libraries_sentence(), display=False)
 
 # %% [markdown]
 # The gene lists and enrichment follow the cell-typing chapter: the top 1 % of genes per sign with a floor of 50,
@@ -396,7 +398,7 @@ glue("r_lin0", float(expansion.loc[F0, "r_linear"]), display=False)
 
 # %% tags=["remove-input"]
 r0 = float(r_modules.loc[F0, 0])
-display(Markdown(bookkit.regression_interpretation(reports[F0], modules, r=r0)))
+display(Markdown(interpretation.regression_interpretation(reports[F0], modules, r=r0)))
 
 # %% [markdown]
 # #### Top 10 genes
@@ -468,7 +470,7 @@ for i, name in enumerate(freq_names[1:], start=1):
     fig = bc.pl.modules(adata, name, groupby=LABEL, target=F[:, i])
     r0, title = float(r_modules.loc[name, 0]), name.capitalize()
     parts = (reports[name], modules, r0, best.loc[name], post_ranks.get(name))
-    display(Markdown(bookkit.regression_dropdown(title, fig, *parts)))
+    display(Markdown(kit.regression_dropdown(title, fig, *parts)))
 
 # %% [markdown]
 # ## Summary

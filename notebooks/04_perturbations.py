@@ -38,6 +38,8 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 import bookkit
+from bookkit import interpretation
+from bookkit import perturbations as kit
 
 pd.set_option("display.max_colwidth", 80)
 
@@ -53,9 +55,9 @@ SIM = bool(adata.uns["dataset"]["simulated"])
 TAG = (
     " (simulated data)" if SIM else ""
 )  # every figure and table of simulated cells says so
-glue("data_name", bookkit.sciplex2_name(adata), display=False)
-glue("hash_filters", bookkit.hash_filter_sentence(adata), display=False)
-display(Markdown(bookkit.SIMULATED_SCIPLEX2 if SIM else ""))
+glue("data_name", kit.sciplex2_name(adata), display=False)
+glue("hash_filters", kit.hash_filter_sentence(adata), display=False)
+display(Markdown(kit.SIMULATED_SCIPLEX2 if SIM else ""))
 
 # %% [markdown]
 # ## The data
@@ -79,16 +81,16 @@ caption = f"Cells per drug and dose label, and measured viability{TAG}"
 bookkit.styled(table, precision=2).set_caption(caption)
 
 # %% tags=["remove-input"]
-display(Markdown(bookkit.sciplex2_data_note(adata)))
+display(Markdown(kit.sciplex2_data_note(adata)))
 if SIM:
-    planted = bookkit.planted_programs(adata)
+    planted = kit.planted_programs(adata)
     planted.to_csv(bookkit.RESULTS / "perturbation_planted_programs.csv", index=False)
     shown = planted.rename(
         columns={"lfc": "log-fold change", "ec50_off": "ec50 (decline)"}
     )
     shown = bookkit.styled(shown, precision=2, na_rep="–").hide(axis="index")
-    display(shown.set_caption(bookkit.PLANTED_CAPTION))
-    display(Markdown(bookkit.program_rationales(adata)))
+    display(shown.set_caption(kit.PLANTED_CAPTION))
+    display(Markdown(kit.program_rationales(adata)))
 
 # %% [markdown]
 # ### Preprocessing
@@ -122,7 +124,7 @@ adata = bc.pp.embed(
 # %% tags=["remove-input"]
 glue(
     "filtering",
-    bookkit.filter_sentence(n_before, adata.n_obs, adata.n_vars),
+    kit.filter_sentence(n_before, adata.n_obs, adata.n_vars),
     display=False,
 )
 
@@ -212,7 +214,7 @@ fig.suptitle(f"Validation cells: predicted against true log(1 + dose){TAG}")
 bookkit.styled(report, precision=3).set_caption(f"Validation error per drug{TAG}")
 
 # %% tags=["remove-input"]
-glue("fit", bookkit.dose_fit_sentence(result.history, report), display=False)
+glue("fit", kit.dose_fit_sentence(result.history, report), display=False)
 
 # %% [markdown]
 # {glue:text}`fit` A negative $R^2$ means the predictions of that drug's dose are worse than predicting its
@@ -247,7 +249,7 @@ terms = pd.concat([r.enrichment.assign(output=d) for d, r in reports.items()])
 terms.to_csv(bookkit.RESULTS / "perturbation_module0_enrichment.csv", index=False)
 
 # %% tags=["remove-input"]
-glue("gene_rule", bookkit.gene_list_rule(adata.n_vars), display=False)
+glue("gene_rule", interpretation.gene_list_rule(adata.n_vars), display=False)
 
 # %% [markdown]
 # ### SAHA
@@ -264,7 +266,7 @@ saha = scores[:, DRUGS.index("SAHA")]  # (cells, modules 0–2)
 auroc = bc.interpret.module_auroc(saha, treatment == "SAHA")
 
 # %% tags=["remove-input"]
-sentence = bookkit.modules_auroc_sentence(
+sentence = kit.modules_auroc_sentence(
     modules.values("SAHA"), auroc, "SAHA-treated cells"
 )
 glue("saha_modules", sentence, display=False)
@@ -281,7 +283,7 @@ title = f"SAHA modules 0–2 by SAHA dose (mean ± sd){TAG}"
 fig = bc.pl.dose_profile(profile, title=title)
 
 # %% tags=["remove-input"]
-glue("saha_peaks", bookkit.peak_sentence(profile, "SAHA"), display=False)
+glue("saha_peaks", kit.peak_sentence(profile, "SAHA"), display=False)
 
 # %% [markdown]
 # The post found module 0's mean and spread rising with SAHA dose and modules 1 and 2 emphasising low and medium
@@ -290,11 +292,11 @@ glue("saha_peaks", bookkit.peak_sentence(profile, "SAHA"), display=False)
 # #### Module 0: overall interpretation (generated)
 
 # %% tags=["remove-input"]
-interpretation = bookkit.regression_interpretation(
+interpretation = interpretation.regression_interpretation(
     shown["SAHA"], modules, r=float(r0["SAHA"]), target="SAHA dose"
 )
 display(Markdown(interpretation))
-display(Markdown(bookkit.SIMULATED_TERMS if SIM else ""))
+display(Markdown(kit.SIMULATED_TERMS if SIM else ""))
 
 # %%
 caption = f"SAHA module 0: top 10 genes per pole{TAG}"
@@ -322,13 +324,13 @@ for drug in ("BMS", "Dex", "Nutlin"):
     dose = np.where(adata.obs["drug"] == drug, adata.obs["dose"], 0.0)
     by_dose = bc.perturbation.dose_profile(scores[:, DRUGS.index(drug)], dose)
     title = f"{drug} modules 0–2 by {drug} dose (mean ± sd){TAG}"
-    text = bookkit.regression_interpretation(
+    text = interpretation.regression_interpretation(
         shown[drug], modules, r=float(r0[drug]), target=f"{drug} dose"
     )
     parts = [overview, bc.pl.dose_profile(by_dose, title=title)]
     parts += ["**Overall interpretation (generated)**", text]
-    parts += [bookkit.SIMULATED_TERMS if SIM else ""]
-    parts += bookkit.module_report_parts(shown[drug], caption_suffix=TAG)
+    parts += [kit.SIMULATED_TERMS if SIM else ""]
+    parts += interpretation.module_report_parts(shown[drug], caption_suffix=TAG)
     display(Markdown(bookkit.dropdown(drug, *parts)))
 
 # %% [markdown]
@@ -386,9 +388,9 @@ if SIM:
     ranks = ["term rank module 0", "term rank Wilcoxon"]
     shown_recovery = bookkit.styled(recovery, precision=2, na_rep="no hit")
     shown_recovery = shown_recovery.format("{:.0f}", subset=ranks, na_rep="no hit")
-    display(shown_recovery.set_caption(bookkit.RECOVERY_CAPTION))
-    display(Markdown(bookkit.recovery_verdicts(recovery)))
-    verdict = bookkit.recovery_headline(recovery)
+    display(shown_recovery.set_caption(kit.RECOVERY_CAPTION))
+    display(Markdown(kit.recovery_verdicts(recovery)))
+    verdict = kit.recovery_headline(recovery)
 else:
     verdict = "the real data carry no planted truth to recover"
     display(
@@ -405,11 +407,11 @@ glue("recovery_verdict", verdict, display=False)
 
 # %% tags=["remove-input"]
 if SIM:
-    moderate = bookkit.moderate_dose_table(adata, modules, profile, "SAHA")
+    moderate = kit.moderate_dose_table(adata, modules, profile, "SAHA")
     moderate.to_csv(bookkit.RESULTS / "perturbation_saha_moderate_dose.csv")
     caption = "SAHA modules 0–2 against the two planted SAHA programs (simulated data)"
     display(bookkit.styled(moderate, precision=2).set_caption(caption))
-    display(Markdown(bookkit.moderate_dose_sentence(moderate)))
+    display(Markdown(kit.moderate_dose_sentence(moderate)))
 
 # %% [markdown]
 # ## Summary
@@ -418,8 +420,8 @@ if SIM:
 # genes per pole.
 
 # %% tags=["remove-input"]
-glue("summary", bookkit.dose_summary_sentence(report, adata.n_obs), display=False)
-glue("closing", bookkit.perturbation_closing(SIM), display=False)
+glue("summary", kit.dose_summary_sentence(report, adata.n_obs), display=False)
+glue("closing", kit.perturbation_closing(SIM), display=False)
 
 # %% [markdown]
 # {glue:text}`closing`

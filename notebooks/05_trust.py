@@ -40,6 +40,7 @@ from bilinear_core import baselines as bb
 from bilinear_core import stability as bs
 
 import bookkit
+from bookkit import trust as kit
 
 # One thread for torch and for scikit-learn's BLAS/OpenMP pools: these models are small,
 # and on a busy machine multi-threaded pools slow each fit down several-fold.
@@ -205,7 +206,7 @@ test_table.to_csv(bookkit.RESULTS / "trust_test_scores.csv")
 bookkit.styled(test_table, precision=4)
 
 # %% tags=["hide-input"]
-fig = bookkit.test_scores_figure(cell_scores, freq_scores)
+fig = kit.test_scores_figure(cell_scores, freq_scores)
 
 # %% [markdown]
 # Is the gap between the bilinear MLP and the better baseline more than chance? McNemar's exact test looks at
@@ -220,13 +221,13 @@ only_bilinear, only_baseline, p_mcnemar = bb.mcnemar(*correct)
 
 # %% tags=["remove-input"]
 names = {"linear": "logistic regression"}
-comparison = bookkit.comparison_sentences(
+comparison = kit.comparison_sentences(
     gap, names.get(baseline, baseline), only_bilinear, only_baseline, p_mcnemar
 )
-recall = bookkit.recall_sentences(cell_scores, names=names)
+recall = kit.recall_sentences(cell_scores, names=names)
 glue(
     "ranking",
-    bookkit.ranking_sentence(accuracy.drop("bilinear MLP (wd tuned)"), names),
+    kit.ranking_sentence(accuracy.drop("bilinear MLP (wd tuned)"), names),
     display=False,
 )
 glue("acc_gap_sentence", comparison["gap"], display=False)
@@ -238,7 +239,7 @@ glue("train_acc_bil", float(bilinear.history["train_accuracy"].iloc[-1]), displa
 glue("r2_bil", float(freq_scores.loc["r2", "bilinear MLP"]), display=False)
 glue("r2_ridge", float(freq_scores.loc["r2", "linear"]), display=False)
 glue("alpha_ridge", float(ridge.alpha), display=False)
-glue("freq_sentence", bookkit.r2_comparison(freq_scores, freq_names), display=False)
+glue("freq_sentence", kit.r2_comparison(freq_scores, freq_names), display=False)
 
 # %% [markdown]
 # **Cell typing.** On the test cells the ranking is {glue:text}`ranking`. {glue:text}`acc_gap_sentence` Macro-F1
@@ -291,10 +292,10 @@ best_pole = overlap.groupby("output", sort=False)["jaccard"].idxmax()
 best = overlap.loc[best_pole].set_index("output")  # the pole that matches the markers
 
 # %% tags=["hide-input"]
-fig = bookkit.marker_overlap_heatmap(overlap, classes, n_top)
+fig = kit.marker_overlap_heatmap(overlap, classes, n_top)
 
 # %% tags=["remove-input"]
-marker_text = bookkit.marker_sentences(best, n_top, adata.n_vars)
+marker_text = kit.marker_sentences(best, n_top, adata.n_vars)
 glue("n_top", n_top, display=False)
 glue("pole_sentence", marker_text["pole"], display=False)
 glue("marker_sentence", marker_text["overlap"], display=False)
@@ -360,7 +361,7 @@ bookkit.styled(m0[columns].reindex(classes))
 
 # %% tags=["remove-input"]
 split_accuracies = [bb.validation_score(r) for r in split_fits]
-text = bookkit.stability_sentences(stability, split_accuracies, classes)
+text = kit.stability_sentences(stability, split_accuracies, classes)
 glue("random_cos", bs.random_abs_cosine(adata.n_vars), display=False)
 glue("n_runs", len(SEEDS), display=False)
 glue("med_cos_seed", float(m0[("mean_abs_cos", "seed")].median()), display=False)
@@ -435,7 +436,7 @@ wd_summary["top-1 energy (median)"] = [
 bookkit.styled(wd_summary).format_index("{:g}")
 
 # %% tags=["remove-input"]
-wd_sentence = bookkit.weight_decay_sentence(wd_summary, "validation accuracy (seed 42)")
+wd_sentence = kit.weight_decay_sentence(wd_summary, "validation accuracy (seed 42)")
 glue("wd_sentence", wd_sentence, display=False)
 glue(
     "wd_cos", " / ".join(f"{c:.2f}" for c in wd_summary["mean_abs_cos"]), display=False
@@ -494,7 +495,7 @@ glue(
 )
 glue(
     "freq_stability_sentence",
-    bookkit.frequency_stability_sentence(freq_cos["seed"], chance),
+    kit.frequency_stability_sentence(freq_cos["seed"], chance),
     display=False,
 )
 

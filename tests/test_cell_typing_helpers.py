@@ -17,7 +17,8 @@ from bilinear_core.interpret import Modules, gene_ranks, module_auroc, orient_mo
 from bilinear_core.report import ModuleReport, enrichment_table, summary_table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))  # the book's helpers: bookkit
-from bookkit import class_dropdown, describe_gene_ranks, module_interpretation, module_report_parts  # noqa: E402
+from bookkit.cell_typing import class_dropdown  # noqa: E402
+from bookkit.interpretation import describe_gene_ranks, module_interpretation, module_report_parts  # noqa: E402
 
 
 def _modules_2genes():

@@ -25,7 +25,7 @@ from bilinear_core.interpret import Modules, module_target_correlations  # noqa:
 from bilinear_core.report import ModuleReport  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))  # the book's helpers (bookkit)
-from bookkit import regression_interpretation  # noqa: E402
+from bookkit.interpretation import regression_interpretation  # noqa: E402
 
 
 def _freq_adata():

@@ -265,7 +265,7 @@ def test_enrichment_background_is_each_librarys_genes():
 
 def test_dose_profile_plot_and_count_histogram_and_caption_suffix(monkeypatch):
     monkeypatch.syspath_prepend(str(BOOK))
-    import bookkit
+    from bookkit import interpretation
 
     profile = perturbation.dose_profile(np.arange(12.0).reshape(6, 2), [0, 0, 1, 1, 5, 5])
     assert pl.dose_profile(profile, title="t (simulated data)").axes[0].get_title() == "t (simulated data)"
@@ -285,7 +285,7 @@ def test_dose_profile_plot_and_count_histogram_and_caption_suffix(monkeypatch):
         }
     )
     rep = report.ModuleReport("o", 0, 1.0, genes, pd.DataFrame(columns=["sign", *enrichment.COLUMNS]))
-    parts = bookkit.module_report_parts(rep, caption_suffix=" (simulated data)")
+    parts = interpretation.module_report_parts(rep, caption_suffix=" (simulated data)")
     assert parts[0] == "**Top 1 genes of module 0 (simulated data)**"
     assert all("(simulated data)" in p for p in parts if isinstance(p, str) and p.startswith(("**", "*All")))
 

@@ -15,6 +15,7 @@ import bilinear_core as bc  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))  # the book's helpers: bookkit
 import bookkit  # noqa: E402
+from bookkit import interpretation  # noqa: E402
 
 
 def test_module_report_and_summary():
@@ -28,18 +29,50 @@ def test_module_report_and_summary():
     assert report.top_table(3)["positive"].tolist() == positive[:3]
     assert report.key_terms("positive") == ["planted"]
     assert report.eigenvalue == modules.values("y")[0]
-    summary = bookkit.pole_bullets(report, n_genes=2)
+    summary = interpretation.pole_bullets(report, n_genes=2)
     assert f"led by {positive[0]}, {positive[1]}" in summary and "planted" in summary
     assert "no term passes" in summary.splitlines()[1]
 
 
 def test_dropdown_markdown():
-    fig, ax = plt.subplots()
-    text = bookkit.dropdown("Beta", "some *text*", fig, pd.DataFrame({"a": [1]}))
+    fig, ax = plt.subplots(figsize=(4, 3))
+    figure = bookkit.figure_markdown(fig, "fig-beta", "Beta cells.")
+    text = bookkit.dropdown("Beta", "some *text*", figure, pd.DataFrame({"a": [1.5, np.nan]}))
     assert text.startswith("::::{dropdown} Beta") and text.endswith("::::")
-    assert "data:image/png;base64," in text and "some *text*" in text
-    assert "|   a |" in text  # the DataFrame as a Markdown table
+    assert "```{figure} data:image/svg+xml;base64," in text and ":name: fig-beta\n\nBeta cells.\n```" in text
+    assert "some *text*" in text
+    assert "<td" in text and ">1.500</td>" in text and ">—</td>" in text  # the DataFrame as the book's table
+    table_lines = text[text.index("<style") :].splitlines()
+    assert all(line.strip() for line in table_lines[: table_lines.index("</table>")])  # one HTML block
     assert not plt.fignum_exists(fig.number)  # embedded figures are closed
+
+
+def test_table_formats_fits_and_links():
+    df = pd.DataFrame({"cell_type": ["Beta", "Alpha"], "n": [1234, 5], "auroc": [0.98765, np.nan]})
+    html = bookkit.table(df, precision=2, link="x.csv", note="— : no cells.", index=False)._repr_html_()
+    assert ">cell type</th>" in html  # readable header
+    assert ">1,234</td>" in html and ">0.99</td>" in html and ">—</td>" in html and "nan" not in html
+    assert 'href="../results/x.csv"' in html and "— : no cells." in html
+    # the text column, and only it, is left-aligned
+    style = html[: html.index("</style>")]
+    assert "text-align: left" in style and "row1_col0" in style and "_col1" not in style and "_col2" not in style
+    with pytest.raises(ValueError, match="9 columns"):
+        bookkit.table(pd.DataFrame(np.zeros((2, 8))))  # 8 columns and the index
+
+
+def test_small_text_scales_wide_figures_to_the_column():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_title("title", fontsize=10)
+    ax.set_xlabel("small", fontsize=8)
+    assert [t.split(" ")[0] for t in bookkit.small_text(fig)] == ["'small'"]
+    fig.set_size_inches(16, 3)  # shown at about half size: 10 pt becomes ~5 pt
+    found = bookkit.small_text(fig)
+    assert any(t.startswith("'title'") for t in found)
+    width = fig.get_tightbbox().width
+    assert f"({10 * bookkit.COLUMN_INCHES / width:.1f} pt)" in next(t for t in found if t.startswith("'title'"))
+    with pytest.raises(ValueError, match="below 9 pt"):
+        bookkit.figure_markdown(fig, "fig-x", "x")
+    plt.close("all")
 
 
 def test_top_table_is_capped_at_the_list_length():
@@ -67,11 +100,11 @@ def test_data_note_states_the_genes_and_the_offline_caveat():
 
 
 def test_gene_list_rule_names_the_floor_only_when_it_applies():
-    assert bookkit.gene_list_rule(1_984) == (
+    assert interpretation.gene_list_rule(1_984) == (
         "With 1,984 genes, 1% would be only 20 genes, too few for enrichment, so the floor of 50 applies: "
         "each pole here has 50 genes."
     )
-    assert bookkit.gene_list_rule(10_000) == "With 10,000 genes each pole has 100 genes (1%)."
+    assert interpretation.gene_list_rule(10_000) == "With 10,000 genes each pole has 100 genes (1%)."
 
 
 def test_library_table_and_sentence_follow_the_stand_ins(monkeypatch, tmp_path):
@@ -87,7 +120,7 @@ def test_library_table_and_sentence_follow_the_stand_ins(monkeypatch, tmp_path):
     assert table.loc["Lib_B_2023", "used here"] == "Lib_B_2022"
     assert "1:1-ortholog" in table.loc["Lib_B_2023", "mouse genes matched"]
     assert "mouse symbols" in table.loc["Lib_A_Mouse", "mouse genes matched"]
-    sentence = bookkit.libraries_sentence(stand_ins)
+    sentence = interpretation.libraries_sentence(stand_ins)
     assert sentence.startswith("the post's 2 Enrichr libraries, 1 of them exactly (Lib_A_Mouse)")
     assert "Lib_B_2022 for Lib_B_2023" in sentence and "the other 1 use human symbols" in sentence
 
@@ -97,3 +130,10 @@ def test_library_table_of_the_post_covers_seven_libraries():
     assert len(table) == 7 and set(table["used here"]) == set(bc.datasets.genesets.MOUSE_LIBRARIES)
     assert (table["match"] == "exact").sum() == 4
     assert table.loc["GO_Biological_Process_2023", "source"].endswith("blitzgsea")
+
+
+def test_one_based_counts_from_one_and_leaves_the_input():
+    ranks = pd.DataFrame({"gene": ["A", "B"], "rank": [0, 4]})
+    shown = bookkit.one_based(ranks)
+    assert shown["position"].tolist() == [1, 5] and list(shown.columns) == ["gene", "position"]
+    assert ranks["rank"].tolist() == [0, 4]

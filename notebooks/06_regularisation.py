@@ -42,6 +42,8 @@ from bilinear_core import baselines as bb
 from bilinear_core import stability as bs
 
 import bookkit
+from bookkit import perturbations
+from bookkit import regularisation as kit
 
 threadpool_limits(1)  # one thread per process: fits run in two processes
 torch.set_num_threads(1)
@@ -214,7 +216,7 @@ markers = bs.wilcoxon_markers(adata[cell.train_idx], "clusters", n_genes=n_top)
 cell_table = cell.table.copy()
 cell_table["marker Jaccard (module 0)"] = pd.Series(
     {
-        name: bookkit.marker_agreement(m[0], markers, n_top)
+        name: kit.marker_agreement(m[0], markers, n_top)
         for name, m in cell.modules.items()
     }
 )
@@ -269,7 +271,7 @@ TAG = (
 glue("sim_genes", sim.n_vars, display=False)
 
 # %% tags=["remove-input"]
-display(Markdown(bookkit.SIMULATED_SCIPLEX2 if SIM else ""))
+display(Markdown(perturbations.SIMULATED_SCIPLEX2 if SIM else ""))
 
 # %%
 DOSE = dict(dropout=0.4, loss="huber", weight_decay=1e-3, batch_size=128)
@@ -293,8 +295,8 @@ if SIM:
     wilcoxon = bc.perturbation.wilcoxon_vs_reference(
         sim[dose.train_idx], groupby="treatment", reference="vehicle", within="drug"
     )
-    recovery = {n: bookkit.planted_aurocs(sim, m[0]) for n, m in dose.modules.items()}
-    recovery["Wilcoxon test"] = bookkit.wilcoxon_aurocs(sim, wilcoxon)
+    recovery = {n: kit.planted_aurocs(sim, m[0]) for n, m in dose.modules.items()}
+    recovery["Wilcoxon test"] = kit.wilcoxon_aurocs(sim, wilcoxon)
     dose_table = pd.concat([dose_table, pd.DataFrame(recovery).T], axis=1)
     dose_table.loc["Wilcoxon test", "model"] = "Wilcoxon test"
 dose_table.to_csv(bookkit.RESULTS / "regularisation_dose.csv")
@@ -313,7 +315,7 @@ tables = {"cell typing": cell_table, "frequencies": freq.table, "dose": dose_tab
 scores = {"cell typing": "test accuracy", "frequencies": "test R²", "dose": "test R²"}
 chosen = {"cell typing": cell_chosen, "frequencies": freq_chosen, "dose": dose_chosen}
 post = "post (100 epochs)"
-fig = bookkit.stability_figure(tables, scores, chosen, post, suffix={"dose": TAG})
+fig = kit.stability_figure(tables, scores, chosen, post, suffix={"dose": TAG})
 
 # %% [markdown]
 # ## 4. Out of sample
@@ -377,13 +379,13 @@ shown.set_caption(f"Held-out lineage and dose{TAG}: scores on the held-out cells
 
 # %% tags=["remove-input"]
 tasks = {task: (table, scores[task]) for task, table in tables.items()}
-verdict = bookkit.regularisation_verdict(
+verdict = kit.regularisation_verdict(
     tasks, chosen, control="post settings", post="post (100 epochs)"
 )
 display(Markdown(verdict))
-display(Markdown(bookkit.early_stopping_sentence(tables, post, PATIENCE)))
-display(Markdown(bookkit.held_out_sentence(held_out)))
-headline = bookkit.regularisation_headline(tables, scores, chosen, post, {"dose": TAG})
+display(Markdown(kit.early_stopping_sentence(tables, post, PATIENCE)))
+display(Markdown(kit.held_out_sentence(held_out)))
+headline = kit.regularisation_headline(tables, scores, chosen, post, {"dose": TAG})
 glue("headline", headline, display=False)
 
 # %% [markdown]
@@ -393,7 +395,7 @@ glue("headline", headline, display=False)
 # %%
 references = ["post (100 epochs)", "post settings"]
 rows = {task: references + [name] for task, name in chosen.items()}
-side = bookkit.side_by_side(tables, scores, rows)
+side = kit.side_by_side(tables, scores, rows)
 side.to_csv(bookkit.RESULTS / "regularisation_summary.csv")
 shown = bookkit.styled(side, na_rep="", formatter=gap)
 shown.set_caption(f"Reference and chosen setting per task{TAG}")

@@ -57,7 +57,8 @@ import seaborn as sns
 import bilinear_core as bc
 from bilinear_core import composition as cp
 
-import bookkit  # the book's display helpers (notebooks/bookkit.py)
+import bookkit
+from bookkit import composition as kit
 
 # %% [markdown]
 # `composition.condition_table` parses every condition (`"control"`, `"A"` or `"A+B"`) and sorts the
@@ -726,7 +727,7 @@ bookkit.styled(summary)
 strong_in_pairs = list(
     dict.fromkeys(g for p in complete for g in members[p] if g in strong)
 )
-glue("strong_top_genes", bookkit.largest_shifts(shifts, strong_in_pairs), display=False)
+glue("strong_top_genes", kit.largest_shifts(shifts, strong_in_pairs), display=False)
 depth = adata.obs.groupby("condition", observed=True)["ncounts"].mean()
 glue("depth_min", float(depth.min()), display=False)
 glue("depth_max", float(depth.max()), display=False)
@@ -737,7 +738,7 @@ glue("depth_max", float(depth.max()), display=False)
 # Per pair, in numbers:
 
 # %% tags=["remove-input"]
-display(Markdown(bookkit.composition_bullets(summary)))
+display(Markdown(kit.composition_bullets(summary)))
 
 # %% [markdown]
 # **Where composition holds.** A bilinear model trained on single activations, applied to cells in which two of

@@ -1,0 +1,234 @@
+"""Sentences and dropdowns that describe gene modules: shared by the cell-typing, frequency and perturbation chapters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bilinear_core.datasets.genesets import POST_STAND_INS
+from bilinear_core.interpret import Modules, n_top_genes
+from bilinear_core.report import SIGNS, ModuleReport, enrichment_table
+
+
+def pole_bullets(report: ModuleReport, n_genes: int = 5, n_terms: int = 3) -> str:
+    """A templated Markdown interpretation built from the results, one bullet per sign."""
+    lines = []
+    for sign in SIGNS:
+        genes = ", ".join(report.top_table(n_genes)[sign])
+        terms = report.key_terms(sign, n_terms)
+        enriched = "; ".join(terms) if terms else "no term passes adjusted p ≤ 0.05"
+        lines.append(
+            f"- **{sign.capitalize()} pole**: led by {genes}. Enriched: {enriched}."
+        )
+    return "\n".join(lines)
+
+
+def module_interpretation(
+    report: ModuleReport,
+    modules: Modules,
+    auroc: float | None = None,
+    target: str | None = None,
+    n_genes: int = 5,
+    n_terms: int = 3,
+) -> str:
+    """Markdown interpretation of one module generated from the results.
+
+    A sentence on the module's strength (its eigenvalue against the next one of the same sign and
+    the largest one of the opposite sign, and its share of ``‖Q‖²_F = Σλ²``), one on how well its
+    score separates ``target`` cells (default: the output's name) from the rest when ``auroc`` is
+    given, then :meth:`ModuleReport.summary`'s bullets.
+    """
+    values = modules.values(report.output)
+    this = values[report.module]
+    sign, opposite = ("positive", "negative") if this >= 0 else ("negative", "positive")
+    others = np.delete(values, report.module)
+    same = np.abs(others[(others >= 0) == (this >= 0)])
+    other = np.abs(others[(others >= 0) != (this >= 0)])
+    comparisons = []
+    if same.size and same.max() > 0:
+        comparisons.append(f"{abs(this) / same.max():.1f}× the next {sign} eigenvalue")
+    if other.size and other.max() > 0:
+        comparisons.append(
+            f"{abs(this) / other.max():.2f}× the largest {opposite} one in magnitude"
+        )
+    share = this**2 / (values**2).sum() if (values**2).sum() > 0 else np.nan
+    text = f"Module {report.module} of {report.output} has eigenvalue λ = {this:.3g}"
+    text += f" ({' and '.join(comparisons)})" if comparisons else ""
+    text += f" and carries {share:.0%} of ‖Q‖²."
+    if auroc is not None:
+        side = "high" if auroc >= 0.5 else "low"
+        text += (
+            f" Its score separates {target or report.output} cells from the rest with AUROC {auroc:.2f} "
+            f"({target or report.output} cells score {side})."
+        )
+    return f"{text}\n\n{pole_bullets(report, n_genes=n_genes, n_terms=n_terms)}"
+
+
+def describe_gene_ranks(
+    ranks: pd.DataFrame, n_top: int, detail_outside: bool = True
+) -> str:
+    """A sentence saying where given genes fall, from a :func:`bilinear_core.interpret.gene_ranks` table.
+
+    Positions are 1-based within each sign (1 = strongest loading); ``n_top`` is the length of each
+    top list. ``detail_outside=False`` only counts the genes outside the top lists.
+    """
+    for column in ("gene", "symbol", "sign", "rank", "in_top"):
+        if column not in ranks.columns:
+            raise KeyError(
+                f"ranks has no {column!r} column; build it with bilinear_core.interpret.gene_ranks."
+            )
+
+    def names(rows, with_position=True):
+        items = [
+            f"{r.symbol} ({r.sign}, position {int(r.rank) + 1})"
+            if with_position
+            else str(r.gene)
+            for r in rows.itertuples()
+        ]
+        text = ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+        return text, "is" if len(items) == 1 else "are"
+
+    present = ranks["symbol"].notna()
+    parts = []
+    groups = (
+        (
+            ranks[present & ranks["in_top"]],
+            f"in the top-{n_top} list of their sign",
+            True,
+        ),
+        (ranks[present & ~ranks["in_top"].astype(bool)], "outside the top lists", True),
+        (ranks[~present], "not among the genes of the data", False),
+    )
+    for rows, where, with_position in groups:
+        if len(rows) and where == "outside the top lists" and not detail_outside:
+            parts.append(
+                f"{len(rows)} {'gene is' if len(rows) == 1 else 'genes are'} {where}"
+            )
+        elif len(rows):
+            text, verb = names(rows, with_position)
+            parts.append(f"{text} {verb} {where}")
+    if not parts:
+        raise ValueError("ranks is empty: pass at least one gene to gene_ranks.")
+    return "; ".join(parts) + "."  # gene symbols keep their case, even first
+
+
+def module_report_parts(
+    report: ModuleReport,
+    n_genes: int = 10,
+    n_terms: int = 5,
+    n_enriched: int = 15,
+    caption_suffix: str = "",
+) -> list:
+    """The per-module material of a chapter section or :func:`dropdown`, in order (Markdown strings and tables).
+
+    Top ``n_genes`` per sign side by side, key terms per sign, the enrichment table of each sign
+    (or a line saying none passed) and the full top-gene lists. ``caption_suffix`` is appended to every
+    caption (e.g. ``" (simulated data)"``).
+    """
+    n_genes = min(
+        n_genes,
+        int((report.genes["sign"] == SIGNS[0]).sum()),
+        int((report.genes["sign"] == SIGNS[1]).sum()),
+    )
+    parts = [
+        f"**Top {n_genes} genes of module {report.module}{caption_suffix}**",
+        report.top_table(n_genes),
+    ]
+    terms = [
+        f"- {sign.capitalize()}: {'; '.join(report.key_terms(sign, n_terms)) or 'none'}"
+        for sign in SIGNS
+    ]
+    parts += [f"**Key terms{caption_suffix}** (adjusted p ≤ 0.05)", "\n".join(terms)]
+    for sign in SIGNS:
+        table = enrichment_table(report, sign, n_enriched)
+        parts.append(
+            f"**Enrichment of the {sign} pole{caption_suffix}** (top {n_enriched} by adjusted p)"
+        )
+        parts.append(table if len(table) else "No term passes adjusted p ≤ 0.05.")
+    for sign in SIGNS:
+        genes = report.genes.loc[report.genes["sign"] == sign, "gene"].to_list()
+        parts.append(
+            f"*All {len(genes)} {sign} genes{caption_suffix}*: {', '.join(genes)}"
+        )
+    return parts
+
+
+def regression_interpretation(
+    report: ModuleReport,
+    modules: Modules,
+    r: float,
+    target: str | None = None,
+    n_genes: int = 5,
+    n_terms: int = 3,
+) -> str:
+    """:func:`module_interpretation` for a continuous target: adds how the module's score follows it.
+
+    ``r`` is the Pearson correlation of the module's cell scores with ``target`` (default: the
+    output's name). The poles are named by the sign of ``r``: with modules oriented so that ``r ≥ 0``
+    (see :func:`bilinear_core.interpret.orient_modules`), the positive pole is the high-target side.
+    Below ``|r| = 0.2`` no pole is tied to an end of the target; 0.4 and 0.7 separate "weakly",
+    "moderately" and "strongly".
+    """
+    if not np.isfinite(r) or abs(r) > 1:
+        raise ValueError(f"r must be a correlation in [-1, 1], got {r!r}.")
+    name = target or report.output
+    high, low = ("positive", "negative") if r >= 0 else ("negative", "positive")
+    if abs(r) < 0.2:
+        sentence = (
+            f" Its cell scores hardly follow {name} (Pearson r = {r:.2f}), so its poles do not correspond to the "
+            f"ends of {name}."
+        )
+    else:
+        strength = (
+            "strongly" if abs(r) >= 0.7 else "moderately" if abs(r) >= 0.4 else "weakly"
+        )
+        sentence = (
+            f" Its cell scores follow {name} {strength} (Pearson r = {r:.2f}), so its {high} pole points towards "
+            f"the high end of {name} and its {low} pole towards the low end."
+        )
+    head, _, bullets = module_interpretation(
+        report, modules, n_genes=n_genes, n_terms=n_terms
+    ).partition("\n\n")
+    return f"{head}{sentence}\n\n{bullets}"
+
+
+def gene_list_rule(n_genes: int, fraction: float = 0.01, min_genes: int = 50) -> str:
+    """A sentence on how many genes each pole's list holds under the top-``fraction`` rule with a floor."""
+    n = n_top_genes(n_genes, fraction, min_genes)
+    share = int(np.ceil(fraction * n_genes))
+    if n > share:
+        floor = (
+            f"the floor of {min_genes} applies"
+            if n == min_genes
+            else "the floor applies, capped at half the genes"
+        )
+        return (
+            f"With {n_genes:,} genes, {fraction:.0%} would be only {share} genes, too few for enrichment, so {floor}: "
+            f"each pole here has {n} genes."
+        )
+    return f"With {n_genes:,} genes each pole has {n} genes ({fraction:.0%})."
+
+
+def _is_mouse_library(name: str) -> bool:
+    return "mouse" in name.lower()
+
+
+def libraries_sentence(stand_ins: dict[str, str] | None = None) -> str:
+    """A sentence naming the libraries used: the post's own ones and the stand-ins, with their originals."""
+    stand_ins = POST_STAND_INS if stand_ins is None else stand_ins
+    exact = [post for post, local in stand_ins.items() if post == local]
+    other = [
+        f"{local} for {post}" for post, local in stand_ins.items() if post != local
+    ]
+    text = f"the post's {len(stand_ins)} Enrichr libraries, {len(exact)} of them exactly ({', '.join(exact)})"
+    if other:
+        text += f" and {len(other)} through the closest library available offline ({'; '.join(other)})"
+    mouse = [local for local in stand_ins.values() if _is_mouse_library(local)]
+    human = [local for local in stand_ins.values() if not _is_mouse_library(local)]
+    text += "."
+    if mouse and human:
+        text += (
+            f" {' and '.join(mouse)} are in mouse symbols; the other {len(human)} use human symbols, matched by "
+            "upper-cased symbol, the usual first approximation of one-to-one orthology."
+        )
+    return text
