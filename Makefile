@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # threads that sleep instead of spinning while waiting: avoids multi-fold slow-downs when the 2 cores are shared
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install data book book-clean check-site test lint bench chapter preview clean
+.PHONY: install data book book-clean check-site browser check-browser test lint bench chapter preview clean
 
 install: $(STAMP)
 
@@ -53,7 +53,20 @@ book-clean: clean
 check-site: install
 	$(BIN)/python tools/check_site.py --html _build/html --toc _toc.yml
 
-test: install data
+# Debian's headless Chromium and its chromedriver, for tools/check_browser.py and its tests (installed once, as root).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -e /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "make browser: install Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)," \
+			"e.g. as root: apt-get install chromium chromium-driver" >&2; exit 1; fi; \
+	apt-get update -qq && apt-get install -y -qq chromium chromium-driver || { \
+		echo "make browser: apt-get failed; install Debian's chromium and chromium-driver" >&2; exit 1; }
+
+# The built site's layout in headless Chromium (see tools/check_browser.py); run after `make book`.
+check-browser: install browser
+	$(BIN)/python tools/check_browser.py --html _build/html --toc _toc.yml
+
+test: install data browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -1,7 +1,7 @@
 """Files of training: a trained :class:`~bilinear_core.train.FitResult` saved for interpretation, and checkpoints
 that an interrupted run resumes from.
 
-Every file is written atomically (:func:`atomic_save`): into a temporary file in the same folder, flushed and
+Every file is written atomically (``atomic_save``): into a temporary file in the same folder, flushed and
 ``fsync``-ed, then renamed over the target, so a crash during a save leaves the previous file intact.
 
 A :class:`Checkpoint` passed to :func:`~bilinear_core.train.fit`, :func:`~bilinear_core.stream.fit_stream` or
@@ -32,6 +32,10 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from .checks import check_positive_integers
 from .model import BilinearMLP
 from .train import FitResult
+
+# public API (the API reference documents these); atomic_save and Checkpointer serve the training loop, and
+# inject_fault / InjectedFault are a test hook (tests and `python -m bilinear_core.distributed --fail-at-step`)
+__all__ = ["save_result", "load_result", "Checkpoint"]
 
 FORMAT = "bilinear_core.FitResult/1"
 STATE_FORMAT = "bilinear_core.TrainingState/1"
@@ -179,7 +183,7 @@ class Checkpoint:
         if self.every is not None:
             check_positive_integers(every=self.every)
 
-    def bind(self, resume=False, **run) -> Checkpointer:
+    def _bind(self, resume=False, **run) -> Checkpointer:
         """This checkpoint for one run: reads the file when resuming (an error names a missing, truncated or
         foreign file) and, given the run's ``settings``, ``var_names``, ``output_names``, ``train_idx`` and
         ``val_idx``, refuses a checkpoint written with other ones, naming the differences."""
@@ -252,7 +256,7 @@ def _short(value) -> str:
 
 
 class Checkpointer:
-    """A :class:`Checkpoint` bound to one run (see :meth:`Checkpoint.bind`): what
+    """A :class:`Checkpoint` bound to one run (see ``Checkpoint._bind``): what
     :func:`~bilinear_core.train.train_model` calls to restore a resumed run and to save as it trains."""
 
     def __init__(self, path: Path, every: int | None, state: dict | None, identity: dict | None):

@@ -8,6 +8,9 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
+# nothing here is public API: the functions check the arguments of the package's own functions (no API page)
+__all__: list[str] = []
+
 
 def as_dense_float(X, name: str = "X", dtype=np.float32) -> np.ndarray:
     """Return ``X`` as a C-contiguous ``dtype`` (float32) array, refusing NaN/inf."""

@@ -6,6 +6,9 @@ import contextlib
 
 import torch
 
+# public API (the API reference documents these); check_device, autocast and model_device serve the training loop
+__all__ = ["resolve_device"]
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 

@@ -19,6 +19,24 @@ import torch
 from .checks import as_dense_float
 from .model import BilinearMLP
 
+# public API (the API reference documents these); pole_indices serves top_genes and the analyses' pole metrics
+__all__ = [
+    "interaction_matrices",
+    "quadratic_form",
+    "Modules",
+    "eigendecompose",
+    "module_scores",
+    "n_top_genes",
+    "top_genes",
+    "spectrum_energy",
+    "orient_modules",
+    "module_auroc",
+    "gene_ranks",
+    "module_target_correlations",
+    "mean_expansion",
+    "expansion_summary",
+]
+
 
 def _weights(model: BilinearMLP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``W (h, g)``, ``V (h, g)``, ``P (t, h)`` as float64 CPU tensors (whatever device the model is on)."""

@@ -10,6 +10,9 @@ import torch
 
 from .checks import check_positive_integers
 
+# nothing here is public API: run_jobs runs the jobs of fit_many, tl.train_many and evaluate_settings (no API page)
+__all__: list[str] = []
+
 
 def _in_worker(threads: int, function, *args):
     """``function(*args)`` in a worker process, with ``threads`` torch and BLAS threads."""

@@ -17,7 +17,7 @@ from matplotlib.colors import TwoSlopeNorm
 from .interpret import Modules, module_auroc
 from .tl import get_modules
 
-#: The widest figure drawn here, in inches: a book's text column or a notebook cell at 100 %.
+#: The widest figure drawn here, in inches (a book's text column, or a notebook cell at 100 %).
 PAGE_WIDTH = 8.0
 
 
@@ -152,7 +152,7 @@ def module_overview(
                             lw=1.3)  # fmt: skip
             ax.set(xlabel=f"module {m} score", ylabel="density (per label)")
             if auroc is not None:
-                title += f", AUROC({highlight}) = {auroc[m]:.2f}"
+                title += f"\nAUROC({highlight}) = {auroc[m]:.2f}"  # two lines: fits a half-width panel
         else:
             target = np.asarray(target, dtype=np.float64).ravel()
             for c in labels.categories:

@@ -39,6 +39,19 @@ from torch import nn
 
 from .model import BilinearMLP
 
+# public API (the API reference documents these); ProximalStep and proximal_step apply the penalties in the loop
+__all__ = [
+    "soft_threshold",
+    "group_soft_threshold",
+    "GeneGroups",
+    "gene_groups",
+    "gene_set_groups",
+    "expand_inputs",
+    "collapse_latent",
+    "active_genes",
+    "EarlyStopping",
+]
+
 
 def soft_threshold(values: torch.Tensor, threshold: float) -> torch.Tensor:
     """``sign(x) · max(|x| − t, 0)`` elementwise: the proximal operator of ``t‖x‖₁`` (same shape as ``values``)."""

@@ -46,6 +46,15 @@ from .train import (
     train_model,
 )
 
+# public API (the API reference documents these); StreamSource is the source of the training loop that
+# fit_stream runs (also under distributed.fit_distributed)
+__all__ = [
+    "H5adStream",
+    "Preprocessing",
+    "streaming_preprocessing",
+    "fit_stream",
+]
+
 CHUNK_SIZE = 8_192
 BUFFER_SIZE = 65_536
 

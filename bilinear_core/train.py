@@ -1,8 +1,8 @@
 """One training loop for classification and regression, with the post's settings.
 
-:class:`TrainSettings` holds the hyper-parameters every data source shares; :func:`train_model` runs the
+:class:`TrainSettings` holds the hyper-parameters every data source shares; ``train_model`` runs the
 epochs (Adam, cosine annealing, validation after each epoch, history, progress bar) over batches from a
-source: :class:`MemorySource` (tensors on the device, used by :func:`fit`) or the streamed source of
+source: ``MemorySource`` (tensors on the device, used by :func:`fit`) or the streamed source of
 :mod:`bilinear_core.stream` (cells read from ``.h5ad`` files, also under DDP with
 :mod:`bilinear_core.distributed`).
 """
@@ -28,6 +28,18 @@ from .devices import autocast, check_device, model_device, resolve_device
 from .model import BilinearMLP
 from .parallel import run_jobs
 from .regularisation import EarlyStopping, collapse_latent, expand_inputs, gene_set_groups, proximal_step
+
+# public API (the API reference documents these); the rest (the loop, its sources, the jobs of fit_many) serves
+# fit, fit_many, tl.train, stream.fit_stream, distributed.fit_distributed and evaluation.evaluate_settings
+__all__ = [
+    "TrainSettings",
+    "FitResult",
+    "split_indices",
+    "fit",
+    "fit_many",
+    "classification_report",
+    "regression_report",
+]
 
 TASKS = ("classification", "regression")
 REGRESSION_LOSSES = {"huber": nn.HuberLoss, "mse": nn.MSELoss, "l1": nn.L1Loss}
@@ -327,15 +339,16 @@ class SingleProcess:
 
 
 def bind_checkpoint(checkpoint, resume, **run):
-    """``checkpoint.bind(resume, **run)``: a :class:`~bilinear_core.checkpoint.Checkpoint` for this run, or ``None``."""
+    """``checkpoint._bind(resume, **run)``: a :class:`~bilinear_core.checkpoint.Checkpoint` bound to this run, or
+    ``None``."""
     if checkpoint is None and resume is False:
         return None
-    if not callable(getattr(checkpoint, "bind", None)):
+    if not callable(getattr(checkpoint, "_bind", None)):
         raise TypeError(
             "checkpoint must be a bilinear_core.checkpoint.Checkpoint, e.g. Checkpoint('run.ckpt', every=500)"
             f"{' (resume needs one)' if checkpoint is None else ''}; got {checkpoint!r}."
         )
-    return checkpoint.bind(resume, **run)
+    return checkpoint._bind(resume, **run)
 
 
 def train_model(
@@ -557,7 +570,7 @@ def fit_many(X, y, runs: dict, *, n_jobs: int = 1, **common) -> dict:
 
     ``runs`` maps a key to the keywords of :func:`fit` that differ between runs (``weight_decay``, ``seed``,
     ``train_idx``, ``settings``, ``model_factory``, …); ``common`` holds the rest. The processes share this
-    one's torch threads (:func:`bilinear_core.parallel.run_jobs`) and every fit is seeded, so each result
+    one's torch threads (``bilinear_core.parallel.run_jobs``) and every fit is seeded, so each result
     equals the sequential ``fit`` with the same number of threads.
     """
     return run_jobs(fit_jobs(X, y, runs, **common), n_jobs)

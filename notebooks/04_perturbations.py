@@ -8,31 +8,6 @@
 #     name: python3
 # ---
 
-# %% [markdown]
-# # Perturbation regression
-#
-# This chapter reproduces the post's "Perturbation regression" section: A549 lung adenocarcinoma cells from
-# sci-Plex2 (Srivatsan et al. 2020), each treated with one of four compounds (the HDAC inhibitor SAHA, the MDM2
-# inhibitor Nutlin, the IKK inhibitor BMS-345541 and the glucocorticoid dexamethasone) at one of seven doses or
-# its vehicle. A bilinear MLP regresses each cell's dose of each drug from its expression, and the eigenvectors
-# of each drug's interaction matrix $\mathbf{Q}_a$ are read as the gene programs the model uses to recognise
-# that drug and its dose.
-#
-# sci-Plex2's expression data are downloaded by `pertpy.data.srivatsan_2020_sciplex2()`. Where that file
-# cannot be had, as on the machines that build this book, the same code runs on a **simulation built on the
-# real experimental design** with gene programs planted by us, and a last section measures whether the
-# method recovers them.
-
-# %%
-import numpy as np
-import pandas as pd
-import scanpy as sc
-import torch
-
-import bilinear_core as bc
-
-torch.set_num_threads(2)  # two threads on any machine: same numbers on every rerun
-
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -41,7 +16,35 @@ import bookkit
 from bookkit import interpretation
 from bookkit import perturbations as kit
 
-pd.set_option("display.max_colwidth", 80)
+bookkit.setup(
+    torch_threads=2
+)  # two threads on any machine: same numbers on every rerun
+
+# %% [markdown]
+# # Perturbation regression
+#
+# **In this chapter.** Can a bilinear MLP {cite:p}`pearce2025bilinear` read four drugs' doses from A549
+# cells' expression in sci-Plex2 {cite:p}`srivatsan2020sciplex`, as the post {cite:p}`maher2025post` does,
+# and are its per-drug modules the drugs' gene programs? {glue:text}`in_this_chapter`
+#
+# The chapter reproduces the post's "Perturbation regression" section. In sci-Plex2, A549 lung adenocarcinoma
+# cells were treated with one of four compounds (the HDAC inhibitor SAHA, the MDM2 inhibitor Nutlin, the IKK
+# inhibitor BMS-345541 and the glucocorticoid dexamethasone) at one of seven doses or its vehicle. A bilinear
+# MLP regresses each cell's dose of each drug from its expression, and the eigenvectors of each drug's
+# interaction matrix $\mathbf{Q}_a$ are read as the gene programs the model uses to recognise that drug and its
+# dose.
+#
+# pertpy {cite:p}`heumos2024pertpy` downloads sci-Plex2's expression data
+# (`pertpy.data.srivatsan_2020_sciplex2()`). Where that file cannot be had, as on the machines that build this
+# book, the same code runs on a simulation built on the real experimental design, with gene programs planted by
+# us, and the last section measures whether the method recovers them.
+
+# %%
+import numpy as np
+import pandas as pd
+import scanpy as sc
+
+import bilinear_core as bc
 
 # %% [markdown]
 # The loader returns scPerturb's file with the post's drug names when it is in the data folder or can be
@@ -51,18 +54,15 @@ pd.set_option("display.max_colwidth", 80)
 adata = bc.datasets.sciplex2_or_simulated(seed=0)
 
 # %% tags=["remove-input"]
-SIM = bool(adata.uns["dataset"]["simulated"])
-TAG = (
-    " (simulated data)" if SIM else ""
-)  # every figure and table of simulated cells says so
 glue("data_name", kit.sciplex2_name(adata), display=False)
+glue("data_label", kit.data_label(adata), display=False)
 glue("hash_filters", kit.hash_filter_sentence(adata), display=False)
-display(Markdown(kit.SIMULATED_SCIPLEX2 if SIM else ""))
+display(Markdown(kit.simulation_warning(adata)))
 
 # %% [markdown]
 # ## The data
 #
-# This chapter runs on **{glue:text}`data_name`**, loaded by `bilinear_core.datasets.sciplex2_or_simulated()`:
+# This chapter runs on {glue:text}`data_name`, loaded by `bilinear_core.datasets.sciplex2_or_simulated()`:
 # scPerturb's file when it is in the data folder or pertpy can download it, otherwise the simulation. From the
 # file the loader keeps the cells that the hash (well barcode) assigns to a well. {glue:text}`hash_filters`
 #
@@ -73,42 +73,60 @@ display(Markdown(kit.SIMULATED_SCIPLEX2 if SIM else ""))
 
 # %%
 design = bc.datasets.sciplex2_design()
-viability = design.pivot(index="drug", columns="dose", values="viability_mean")
-cells = adata.obs.groupby(["drug", "dose"], observed=True).size().unstack(fill_value=0)
-table = pd.concat({"cells": cells, "viability": viability}, axis=1)
-table = table.rename(columns="{:g}".format, level=1)
-caption = f"Cells per drug and dose label, and measured viability{TAG}"
-bookkit.styled(table, precision=2).set_caption(caption)
+viability = design.pivot(index="dose", columns="drug", values="viability_mean")
+cells = adata.obs.groupby(["dose", "drug"], observed=True).size().unstack(fill_value=0)
+
+# %% [markdown]
+# **Cells per dose label and drug** ({glue:text}`data_label`), with the viability measured in the experiment
+# (fraction of the vehicle wells' signal) in parentheses:
+
+# %% tags=["remove-input"]
+bookkit.table(kit.design_table(cells, viability))
 
 # %% tags=["remove-input"]
 display(Markdown(kit.sciplex2_data_note(adata)))
-if SIM:
+if kit.is_simulated(adata):
     planted = kit.planted_programs(adata)
     planted.to_csv(bookkit.RESULTS / "perturbation_planted_programs.csv", index=False)
-    shown = planted.rename(
-        columns={"lfc": "log-fold change", "ec50_off": "ec50 (decline)"}
+    display(Markdown("**Planted programs and their gene sets** (simulated data):"))
+    display(bookkit.table(kit.planted_sets_table(planted), index=False))
+    display(Markdown("**How each planted program responds to dose** (simulated data):"))
+    responses = kit.planted_responses_table(planted)
+    note = kit.PLANTED_RESPONSES_NOTE
+    link = "perturbation_planted_programs.csv"
+    display(bookkit.table(responses, precision=2, index=False, note=note, link=link))
+    display(
+        Markdown("Why each program was planted:\n\n" + kit.program_rationales(adata))
     )
-    shown = bookkit.styled(shown, precision=2, na_rep="–").hide(axis="index")
-    display(shown.set_caption(kit.PLANTED_CAPTION))
-    display(Markdown(kit.program_rationales(adata)))
 
 # %% [markdown]
 # ### Preprocessing
 #
 # As in the post: cells with fewer than 5,000 total counts are dropped (the post: "Low-count cells formed mixed
 # perturbation clusters"), ribosomal protein genes removed, counts normalised to the median total and
-# `log1p`-transformed, and the 5,000 most variable genes kept. PCA (randomized solver, 50 components), exact
-# nearest neighbours (15 per cell) and UMAP (200 epochs) are seeded.
+# `log1p`-transformed with scanpy {cite:p}`wolf2018scanpy`, and the 5,000 most variable genes kept. PCA
+# (randomized solver, 50 components), exact nearest neighbours (15 per cell) and UMAP
+# {cite:p}`mcinnes2018umap` (200 epochs) are seeded. {numref}`fig-pert-counts` shows where the filter cuts.
 
-# %%
+# %% tags=["remove-output"]
 MIN_COUNTS = 5_000
 totals = np.asarray(adata.X.sum(axis=1)).ravel()
-title = f"Total counts per cell{TAG}"
-fig = bc.pl.count_histogram(totals, MIN_COUNTS, title=title)
+fig = bc.pl.count_histogram(totals, MIN_COUNTS)
 n_before = adata.n_obs
 adata = bc.perturbation.filter_low_count_cells(adata, MIN_COUNTS)
 adata = bc.pp.preprocess(adata, n_top_genes=5_000, layer=None)
 adata.X = adata.X.toarray()  # dense from here on: the model needs it, and PCA is faster
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-pert-counts", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-pert-counts
+# :name: fig-pert-counts
+#
+# Total counts per cell before filtering ({glue:text}`data_label`), on a log scale; the red line marks the
+# 5,000-count filter.
+# ```
 
 # %%
 adata = bc.pp.embed(
@@ -131,23 +149,33 @@ glue(
 # %% [markdown]
 # {glue:text}`filtering`
 
-# %%
+# %% tags=["remove-output"]
 adata.obs["log1p dose"] = np.log1p(adata.obs["dose"])
 fig = sc.pl.umap(
     adata,
     color=["treatment", "log1p dose"],
-    title=[f"Treatment{TAG}", f"log(1 + dose){TAG}"],
+    title=["treatment", "log(1 + dose)"],
     frameon=False,
     wspace=0.3,
     return_fig=True,
     show=False,
 )
-fig.set_size_inches(11, 4.5)
+fig.set_size_inches(8, 3.6)
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-pert-umap", fig)
 
 # %% [markdown]
+# ```{glue:figure} fig-pert-umap
+# :name: fig-pert-umap
+#
+# UMAP of the filtered cells ({glue:text}`data_label`), coloured by treatment (left) and by log(1 + dose) of
+# whichever drug the cell received, 0 for vehicle cells (right).
+# ```
+#
 # The post saw the drugs largely separated in UMAP space, SAHA branching with increasing dose, Nutlin a similar
-# trend, BMS branching only at lower doses and Dex without a clear dose pattern. The maps above are for
-# {glue:text}`data_name`.
+# trend, BMS branching only at lower doses and Dex without a clear dose pattern. {numref}`fig-pert-umap` shows
+# the same maps for {glue:text}`data_name`.
 #
 # ## Model training
 #
@@ -170,10 +198,12 @@ targets = bc.perturbation.dose_targets(
 adata.obsm["dose_targets"] = targets.to_numpy(dtype=np.float32)
 
 # %% [markdown]
-# The model is the post's: one bilinear layer of hidden width 128 with dropout 0.4 on the hidden units, no biases,
-# a linear head to the four outputs, trained with the Huber loss for 100 epochs in batches of 128 with Adam
-# (learning rate $10^{-4}$, cosine annealing, weight decay $10^{-3}$ as an L2 term, as in the other chapters) on
-# a random 70/30 split, seeds fixed to 42. `bc.tl.train` records the fit in `adata.uns["bilinear"]`.
+# The model is the post's: one bilinear layer of hidden width 128 with dropout 0.4
+# {cite:p}`srivastava2014dropout` on the hidden units, no biases, a linear head to the four outputs, trained
+# with the Huber loss for 100 epochs in batches of 128 with Adam {cite:p}`kingma2015adam` (learning rate
+# $10^{-4}$, cosine annealing {cite:p}`loshchilov2017sgdr`, weight decay $10^{-3}$ as an L2 term, as in the
+# other chapters) on a random 70/30 split, seeds fixed to 42. `bc.tl.train` records the fit in
+# `adata.uns["bilinear"]`; {numref}`fig-pert-training` shows its curves.
 
 # %%
 result = bc.tl.train(
@@ -192,15 +222,28 @@ result = bc.tl.train(
     progress=False,
 )
 
-# %%
+# %% tags=["remove-cell"]
 result.history.to_csv(bookkit.RESULTS / "perturbation_history.csv", index=False)
-fig = bc.pl.training(adata, title=f"dose regression{TAG}")
+
+# %% tags=["remove-output"]
+fig = bc.pl.training(adata, title="dose regression")
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-pert-training", fig)
 
 # %% [markdown]
-# Per drug, the error over all validation cells (`mae`: most have target 0 for any one drug), the spread of the
-# target, $R^2$ and Pearson $r$, and the error over the validation cells that received the drug:
+# ```{glue:figure} fig-pert-training
+# :name: fig-pert-training
+#
+# Training of the dose regression ({glue:text}`data_label`): Huber loss (left) and mean absolute error of
+# log(1 + dose) (right) per epoch, on the training cells (solid) and the validation cells (dashed).
+# ```
+#
+# Per drug, the table below gives the error over all validation cells (most have target 0 for any one drug),
+# the spread of the target, $R^2$ and Pearson $r$, and the error over the validation cells that received the
+# drug; {numref}`fig-pert-validation` plots every validation cell's prediction.
 
-# %%
+# %% tags=["remove-output"]
 X, Y, val = adata.X, adata.obsm["dose_targets"], result.val_idx
 treatment = adata.obs["treatment"].astype(str).to_numpy()
 pred = result.predict(X)
@@ -208,15 +251,30 @@ report = bc.train.regression_report(result, X, Y)
 errors = np.abs(pred[val] - Y[val])  # (validation cells, drugs)
 treated = [treatment[val] == drug for drug in DRUGS]  # each drug's treated cells
 report["MAE, treated cells"] = [errors[t, i].mean() for i, t in enumerate(treated)]
-report.to_csv(bookkit.RESULTS / "perturbation_validation.csv")
 fig = bc.pl.predicted_vs_true(pred[val], Y[val], DRUGS, labels=treatment[val])
-fig.suptitle(f"Validation cells: predicted against true log(1 + dose){TAG}")
-bookkit.styled(report, precision=3).set_caption(f"Validation error per drug{TAG}")
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+report.to_csv(bookkit.RESULTS / "perturbation_validation.csv")
+kit.add_treatment_legend(fig, treatment[val])
+bookkit.figure("fig-pert-validation", fig)
 glue("fit", kit.dose_fit_sentence(result.history, report), display=False)
 
 # %% [markdown]
+# **Validation error per drug** ({glue:text}`data_label`). Errors are in units of log(1 + dose); SD and IQR
+# are the spread of the target over the validation cells.
+
+# %% tags=["remove-input"]
+link = "perturbation_validation.csv"
+bookkit.table(kit.validation_table(report), link=link)
+
+# %% [markdown]
+# ```{glue:figure} fig-pert-validation
+# :name: fig-pert-validation
+#
+# Predicted against true log(1 + dose) for every validation cell ({glue:text}`data_label`), one panel per
+# drug's output, coloured by the cell's treatment; the black line is the identity.
+# ```
+#
 # {glue:text}`fit` A negative $R^2$ means the predictions of that drug's dose are worse than predicting its
 # mean for every cell.
 #
@@ -226,115 +284,118 @@ glue("fit", kit.dose_fit_sentence(result.history, report), display=False)
 # module so that its score covaries positively with the drug's target on the training cells (so the positive
 # pole holds genes whose expression rises with the drug's dose): `bc.tl.modules` does both and stores the
 # modules in `adata.varm["bilinear_modules"]` and the cells' scores on modules 0–2 in
-# `adata.obsm["bilinear_scores"]`. Each pole's top genes (the post's 1 %) are tested for over-representation
-# against local copies of the seven human libraries: GO Biological Process 2023, GO Molecular Function and
-# Cellular Component 2022, KEGG 2021 Human, MSigDB's Reactome sets, MSigDB Hallmark 2020 and WikiPathways 2023
-# Human. {glue:text}`gene_rule`
+# `adata.obsm["bilinear_scores"]`. Each pole's top genes (the post's 1 %) are tested for over-representation,
+# as Enrichr does {cite:p}`chen2013enrichr,xie2021enrichr`, against local copies of seven human libraries: GO
+# Biological Process 2023, GO Molecular Function and Cellular Component 2022 {cite:p}`go2023`, KEGG 2021 Human
+# {cite:p}`kanehisa2000kegg`, MSigDB's Reactome sets {cite:p}`milacic2024reactome`, MSigDB Hallmark 2020
+# {cite:p}`liberzon2015hallmark` and WikiPathways 2023 Human {cite:p}`agrawal2024wikipathways`, with
+# Benjamini–Hochberg adjusted p-values {cite:p}`benjamini1995`. {glue:text}`gene_rule`
 
 # %%
 modules = bc.tl.modules(adata, result)
 scores = adata.obsm["bilinear_scores"]  # (cells, drugs, modules 0–2)
 every_term = dict(libraries=bc.datasets.genesets.HUMAN_LIBRARIES, cutoff=1.0, top=None)
 reports = {drug: bc.report.module_report(modules, drug, **every_term) for drug in DRUGS}
-# every term with a hit is saved below; the displays keep adjusted p ≤ 0.05
+# every term with a hit is saved; the displays keep adjusted p ≤ 0.05
 shown = {drug: bookkit.significant(report) for drug, report in reports.items()}
 correlations = bc.interpret.module_target_correlations(X, modules, Y, n_modules=3)
 r0 = correlations[correlations["module"] == 0].set_index("output")["r"]
 
-# %%
+# %% tags=["remove-cell"]
 modules.spectrum().to_csv(bookkit.RESULTS / "perturbation_spectrum.csv", index=False)
 genes = pd.concat([report.genes for report in reports.values()])
 genes.to_csv(bookkit.RESULTS / "perturbation_module0_genes.csv", index=False)
 terms = pd.concat([r.enrichment.assign(output=d) for d, r in reports.items()])
 terms.to_csv(bookkit.RESULTS / "perturbation_module0_enrichment.csv", index=False)
-
-# %% tags=["remove-input"]
 glue("gene_rule", interpretation.gene_list_rule(adata.n_vars), display=False)
 
 # %% [markdown]
 # ### SAHA
 #
 # SAHA (vorinostat) inhibits histone deacetylases and reprograms transcription in a dose-dependent way. As in the
-# post, we first look at SAHA's modules from a classification point of view: histograms of every cell's score on
-# modules 0–2, one per treatment, SAHA-treated cells filled (with the spectrum of $\mathbf{Q}_\text{SAHA}$ on
-# the left).
+# post, we first look at SAHA's modules from a classification point of view ({numref}`fig-pert-saha-modules`).
 
-# %%
+# %% tags=["remove-output"]
 fig = bc.pl.modules(adata, "SAHA", groupby="treatment")
-fig.suptitle(f"SAHA: spectrum of Q and module scores by treatment{TAG}")
 saha = scores[:, DRUGS.index("SAHA")]  # (cells, modules 0–2)
 auroc = bc.interpret.module_auroc(saha, treatment == "SAHA")
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+bookkit.figure("fig-pert-saha-modules", fig)
 sentence = kit.modules_auroc_sentence(
     modules.values("SAHA"), auroc, "SAHA-treated cells"
 )
 glue("saha_modules", sentence, display=False)
 
 # %% [markdown]
-# {glue:text}`saha_modules` Following the post, we plot the modules' mean ± sd by SAHA dose; dose 0 groups
-# every cell without SAHA (vehicle and the other drugs).
+# ```{glue:figure} fig-pert-saha-modules
+# :name: fig-pert-saha-modules
+#
+# The spectrum of $\mathbf{Q}_\text{SAHA}$ (top left) and every cell's score on SAHA's modules 0–2
+# ({glue:text}`data_label`), one histogram per treatment (each normalised to unit area), SAHA-treated cells
+# filled; the titles give each module's eigenvalue and its AUROC for SAHA-treated cells against the rest.
+# ```
+#
+# {glue:text}`saha_modules` Only module 0 is interpreted here: in {ref}`trust-stability`, module 0 (with the
+# most negative module) is what comes back when a network is retrained with another seed, and modules 1 and 2
+# are not. Following the post, {numref}`fig-pert-saha-dose` plots the modules' mean ± sd by
+# SAHA dose; dose 0 groups every cell without SAHA (vehicle and the other drugs).
 
-# %%
+# %% tags=["remove-output"]
 saha_dose = np.where(adata.obs["drug"] == "SAHA", adata.obs["dose"], 0.0)
 profile = bc.perturbation.dose_profile(saha, saha_dose)
-profile.to_csv(bookkit.RESULTS / "perturbation_saha_dose_profile.csv")
-title = f"SAHA modules 0–2 by SAHA dose (mean ± sd){TAG}"
-fig = bc.pl.dose_profile(profile, title=title)
+fig = bc.pl.dose_profile(profile, title="SAHA modules 0–2 by SAHA dose")
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+profile.to_csv(bookkit.RESULTS / "perturbation_saha_dose_profile.csv")
+bookkit.figure("fig-pert-saha-dose", fig)
 glue("saha_peaks", kit.peak_sentence(profile, "SAHA"), display=False)
 
 # %% [markdown]
-# The post found module 0's mean and spread rising with SAHA dose and modules 1 and 2 emphasising low and medium
-# doses. {glue:text}`saha_peaks`
+# ```{glue:figure} fig-pert-saha-dose
+# :name: fig-pert-saha-dose
 #
-# #### Module 0: overall interpretation (generated)
+# Mean ± sd of the cells' scores on SAHA's modules 0–2 at each SAHA dose ({glue:text}`data_label`); dose 0
+# holds every cell without SAHA. Modules 1 and 2 are shown as in the post, not interpreted.
+# ```
+#
+# The post found module 0's mean and spread rising with SAHA dose and modules 1 and 2 emphasising low and medium
+# doses. {glue:text}`saha_peaks` Whether a module really follows a moderate-dose program is tested against the
+# planted truth in {ref}`pert-moderate-dose`.
+#
+# #### Module 0
 
 # %% tags=["remove-input"]
-interpretation = interpretation.regression_interpretation(
+text = interpretation.regression_interpretation(
     shown["SAHA"], modules, r=float(r0["SAHA"]), target="SAHA dose"
 )
-display(Markdown(interpretation))
-display(Markdown(kit.SIMULATED_TERMS if SIM else ""))
-
-# %%
-caption = f"SAHA module 0: top 10 genes per pole{TAG}"
-bookkit.styled(shown["SAHA"].top_table(10)).set_caption(caption)
-
-# %%
-positive = bc.report.enrichment_table(shown["SAHA"], "positive")
-caption = f"SAHA module 0, positive pole: enriched terms (adjusted p ≤ 0.05){TAG}"
-bookkit.styled(positive).set_caption(caption)
-
-# %%
-negative = bc.report.enrichment_table(shown["SAHA"], "negative")
-caption = f"SAHA module 0, negative pole: enriched terms (adjusted p ≤ 0.05){TAG}"
-bookkit.styled(negative).set_caption(caption)
+display(Markdown(text + kit.terms_note(adata)))
+label = kit.data_label(adata)
+display(Markdown(kit.module_detail(shown["SAHA"], label)))
 
 # %% [markdown]
 # ### BMS, Dex and Nutlin
 #
-# The same figures and tables for the other three drugs.
+# The same figures and module-0 interpretation for the other three drugs, one dropdown each.
 
 # %% tags=["remove-input"]
 for drug in ("BMS", "Dex", "Nutlin"):
     overview = bc.pl.modules(adata, drug, groupby="treatment")
-    overview.suptitle(f"{drug}: spectrum of Q and module scores by treatment{TAG}")
     dose = np.where(adata.obs["drug"] == drug, adata.obs["dose"], 0.0)
     by_dose = bc.perturbation.dose_profile(scores[:, DRUGS.index(drug)], dose)
-    title = f"{drug} modules 0–2 by {drug} dose (mean ± sd){TAG}"
+    title = f"{drug} modules 0–2 by {drug} dose"
     text = interpretation.regression_interpretation(
         shown[drug], modules, r=float(r0[drug]), target=f"{drug} dose"
     )
-    parts = [overview, bc.pl.dose_profile(by_dose, title=title)]
-    parts += ["**Overall interpretation (generated)**", text]
-    parts += [kit.SIMULATED_TERMS if SIM else ""]
-    parts += interpretation.module_report_parts(shown[drug], caption_suffix=TAG)
-    display(Markdown(bookkit.dropdown(drug, *parts)))
+    figures = (overview, bc.pl.dose_profile(by_dose, title=title))
+    display(Markdown(kit.drug_section(drug, *figures, text, shown[drug], adata)))
 
 # %% [markdown]
-# ## Summary over the four drugs
+# ## Module 0 of every drug
+#
+# For each drug: the validation error over its treated cells, how module 0's score follows the dose (Pearson
+# $r$) and separates the drug's cells from all others (AUROC {cite:p}`hanley1982auroc`), and module 0's
+# eigenvalue.
 
 # %%
 auroc0 = pd.Series(index=DRUGS, dtype=float)
@@ -349,8 +410,19 @@ metrics = pd.DataFrame(
 )
 summary = bc.report.summary_table(shown, metrics, n_genes=5, n_terms=1)
 summary["eigenvalue"] = summary["eigenvalue"].round(4)
+
+# %% tags=["remove-cell"]
 summary.to_csv(bookkit.RESULTS / "perturbation_summary.csv")
-bookkit.styled(summary).set_caption(f"Module 0 of every drug{TAG}")
+
+# %% [markdown]
+# **Module 0 per drug** ({glue:text}`data_label`):
+
+# %% tags=["remove-input"]
+digits = {"MAE, treated cells": "{:.3f}", "eigenvalue": "{:.4f}"}
+display(bookkit.table(kit.module0_table(summary), precision=2, formats=digits))
+poles = bookkit.table(kit.module0_poles_table(summary), link="perturbation_summary.csv")
+title = "Module 0 of every drug: top 5 genes and most significant term per pole"
+display(Markdown(bookkit.dropdown(title, f"**{title}** ({label}):", poles)))
 
 # %% [markdown]
 # ## Planted-truth recovery
@@ -364,64 +436,147 @@ bookkit.styled(summary).set_caption(f"Module 0 of every drug{TAG}")
 # tested; and the Spearman correlation of the module-0 score with dose within that drug's cells (vehicle
 # included).
 #
-# The baseline is scanpy's Wilcoxon rank-sum test of each drug's treated cells against **that drug's own vehicle
-# wells**, with genes ranked by the test's z-score (and cells scored by the mean expression of its 50 strongest
-# genes). Dexamethasone's vehicle is ethanol and the other drugs' is DMSO, so pooling every vehicle cell into one
-# reference, as earlier versions of this chapter did, would count the solvents' differences as drug effects;
-# the dose targets stay zero for every vehicle cell either way. The simulation plants no solvent effect (every
-# vehicle well is drawn from the same untreated profile), so here the per-drug reference only costs the baseline
-# reference cells: each drug is tested against about a quarter of the vehicle cells the pooled test used.
+# The baseline is scanpy's Wilcoxon rank-sum test {cite:p}`mann1947` of each drug's treated cells against
+# **that drug's own vehicle wells**, with genes ranked by the test's z-score (and cells scored by the mean
+# expression of its 50 strongest genes). Dexamethasone's vehicle is ethanol and the other drugs' is DMSO, so a
+# reference pooling every vehicle cell would count the solvents' differences as drug effects; the dose targets
+# stay zero for every vehicle cell either way. The simulation plants no solvent effect (every vehicle well is
+# drawn from the same untreated profile), so here the per-drug reference only costs the baseline reference
+# cells: each drug is tested against about a quarter of all vehicle cells.
 
 # %%
-if SIM:
-    wilcoxon = bc.perturbation.wilcoxon_vs_reference(
-        adata,
-        groupby="treatment",
-        reference="vehicle",
-        within="drug",  # each drug's cells against its own vehicle wells
-    )
-    recovery = bc.perturbation.planted_recovery(adata, modules, wilcoxon)
-    recovery.to_csv(bookkit.RESULTS / "perturbation_recovery.csv")
+wilcoxon = bc.perturbation.wilcoxon_vs_reference(
+    adata,
+    groupby="treatment",
+    reference="vehicle",
+    within="drug",  # each drug's cells against its own vehicle wells
+)
+recovery = kit.recovery(adata, modules, wilcoxon)  # None on the real file: no truth
 
 # %% tags=["remove-input"]
-if SIM:
-    ranks = ["term rank module 0", "term rank Wilcoxon"]
-    shown_recovery = bookkit.styled(recovery, precision=2, na_rep="no hit")
-    shown_recovery = shown_recovery.format("{:.0f}", subset=ranks, na_rep="no hit")
-    display(shown_recovery.set_caption(kit.RECOVERY_CAPTION))
-    display(Markdown(kit.recovery_verdicts(recovery)))
+if recovery is not None:
+    recovery.to_csv(bookkit.RESULTS / "perturbation_recovery.csv")
     verdict = kit.recovery_headline(recovery)
+    display(
+        Markdown(
+            "**Recovery of each drug's primary planted program** (simulated data):"
+        )
+    )
+    display(
+        bookkit.table(
+            kit.recovery_table(recovery),
+            precision=2,
+            formats={"term rank in library": "{:.0f}"},
+            note=kit.RECOVERY_NOTE,
+            link="perturbation_recovery.csv",
+        )
+    )
+    comparison = kit.recovery_comparison(recovery)
+    display(Markdown(comparison + " " + kit.recovery_sentences(recovery, adata.n_vars)))
 else:
     verdict = "the real data carry no planted truth to recover"
     display(
         Markdown(
-            "The real data carry no planted truth, so this section only runs on simulated data."
+            "The real data carry no planted truth, so this section only runs on "
+            "simulated data."
         )
     )
 glue("recovery_verdict", verdict, display=False)
 
 # %% [markdown]
-# **The program that peaks at moderate SAHA doses.** The post read SAHA's modules 1 and 2 as emphasising low
-# and medium doses. In the simulation SAHA also drives a second program that rises from dose 0.5 and declines
-# above 10. Which of SAHA's modules follows it?
+# ### Which planted gene sets come back
+#
+# The enrichment of module 0's poles (the dropdowns above) can be read against the planted truth as well: for
+# each drug, the table below lists its own programs on the pole of their direction, whether or not they come
+# back, and every other planted set that reaches adjusted p ≤ 0.05 on either pole.
 
 # %% tags=["remove-input"]
-if SIM:
+if kit.is_simulated(adata):
+    found = kit.planted_terms_table(adata, reports)
+    programs = adata.uns["planted"]["programs"]
+    terms_sentence = kit.planted_terms_sentence(found, programs)
+    terms_takeaway = kit.planted_terms_takeaway(found, programs)
+    display(
+        Markdown("**Planted gene sets in module 0's enrichment** (simulated data):")
+    )
+    display(
+        bookkit.table(
+            kit.planted_terms_display(found),
+            index=False,
+            formats={"rank in library": "{:.0f}", "adjusted p": "{:.2g}"},
+            note=kit.PLANTED_TERMS_NOTE,
+            link="perturbation_module0_enrichment.csv",
+        )
+    )
+    display(Markdown(terms_sentence))
+else:
+    terms_takeaway = ""
+    display(
+        Markdown(
+            "The real data carry no planted sets, so this table needs the simulation."
+        )
+    )
+glue("takeaway_terms", terms_takeaway, display=False)
+
+# %% [markdown]
+# (pert-moderate-dose)=
+# ### The program that peaks at moderate SAHA doses
+#
+# The post read SAHA's modules 1 and 2 as emphasising low and medium doses. In the simulation SAHA also drives
+# a second program that rises from dose 0.5 and declines above 10. Which of SAHA's modules follows it?
+
+# %% tags=["remove-input"]
+if kit.is_simulated(adata):
     moderate = kit.moderate_dose_table(adata, modules, profile, "SAHA")
     moderate.to_csv(bookkit.RESULTS / "perturbation_saha_moderate_dose.csv")
-    caption = "SAHA modules 0–2 against the two planted SAHA programs (simulated data)"
-    display(bookkit.styled(moderate, precision=2).set_caption(caption))
+    lead = "**SAHA's modules 0–2 against its two planted programs**"
+    display(Markdown(f"{lead} (simulated data):"))
+    link = "perturbation_saha_moderate_dose.csv"
+    digits = {"eigenvalue": "{:.3g}", "peak dose": "{:g}"}
+    shown_moderate = kit.moderate_dose_display(moderate)
+    display(bookkit.table(shown_moderate, precision=2, formats=digits, link=link))
     display(Markdown(kit.moderate_dose_sentence(moderate)))
+    moderate_takeaway = kit.moderate_dose_takeaway(moderate)
+else:
+    moderate_takeaway = ""
+    display(
+        Markdown(
+            "The real data carry no planted program, so this check needs the "
+            "simulation."
+        )
+    )
+glue("takeaway_moderate", moderate_takeaway, display=False)
+
+# %% tags=["remove-cell"]
+glue("in_this_chapter", kit.chapter_answer(adata, recovery, auroc0), display=False)
+glue("n_cells", adata.n_obs, display=False)
+for drug in DRUGS:
+    glue(f"mae_{drug}", float(report.loc[drug, "MAE, treated cells"]), display=False)
+glue("hardest", kit.hardest_drug_clause(report), display=False)
+glue("auroc0_range", bookkit.value_range(auroc0, ".2f"), display=False)
+glue("r0_range", bookkit.value_range(r0, ".2f"), display=False)
+glue("takeaway_recovery", kit.recovery_takeaway(recovery), display=False)
+answer, number = kit.findings_row(recovery, auroc0)  # the intro's findings table
+glue("findings_answer", answer, display=False)
+glue("findings_number", number, display=False)
 
 # %% [markdown]
 # ## Summary
 #
-# On {glue:text}`data_name`, {glue:text}`summary` The summary table above lists every drug's module-0 top-5
-# genes per pole.
-
-# %% tags=["remove-input"]
-glue("summary", kit.dose_summary_sentence(report, adata.n_obs), display=False)
-glue("closing", kit.perturbation_closing(SIM), display=False)
-
-# %% [markdown]
-# {glue:text}`closing`
+# ```{admonition} Key takeaways
+# :class: tip
+#
+# From {glue:text}`n_cells:,d` cells, the bilinear regressor reads each drug's dose with a validation error,
+# over the cells that received it, of {glue:text}`mae_SAHA:.2f` for SAHA, {glue:text}`mae_Nutlin:.2f` for
+# Nutlin, {glue:text}`mae_BMS:.2f` for BMS and {glue:text}`mae_Dex:.2f` for Dex, in units of log(1 + dose):
+# {glue:text}`hardest`.
+#
+# Module 0 of each drug separates its treated cells from all others with AUROC {glue:text}`auroc0_range`, and
+# its score follows the dose with Pearson r from {glue:text}`r0_range`.
+#
+# {glue:text}`takeaway_recovery`
+#
+# {glue:text}`takeaway_terms`
+#
+# {glue:text}`takeaway_moderate`
+# ```

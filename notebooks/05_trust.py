@@ -11,49 +11,57 @@
 # %% [markdown]
 # # How much do we trust the modules?
 #
-# The post makes two claims it never measures: that bilinear MLPs "trade little predictive power for far greater
-# transparency", and that their modules "recover canonical markers". This chapter measures both on the pancreas
-# data, and asks two further questions any reader of a gene module should ask: would the module come back if the
-# model were retrained with another seed or on other cells, and is the spectrum of $\mathbf{Q}_a$ concentrated
-# enough that reading only module 0 is justified?
+# **In this chapter.** Does a bilinear MLP cost accuracy, and do its modules match markers and come back when it
+# is retrained? On held-out pancreas cells it is {glue:text}`acc_gap_short`; module 0 and its negative partner
+# are reproducible across seeds, modules 1 and 2 are not.
 #
-# 1. **Predictive cost**: the bilinear MLP against multinomial logistic regression and a ReLU MLP of the same
-#    width on a held-out *test* split, and against ridge regression for the frequencies.
-# 2. **Agreement with conventional markers**: module-0 top genes against scanpy's one-vs-rest Wilcoxon markers.
-# 3. **Stability**: module 0 across seeds and train/validation splits, and under 10× and 0.1× weight decay.
-# 4. **Sparsity of the spectrum**: the share of $\lVert \mathbf{Q}_a \rVert_F^2$ in the top 1, 3 and 10
-#    eigenvalues.
+# The post {cite:p}`maher2025post` makes two claims it never measures: that bilinear MLPs "trade little
+# predictive power for far greater transparency", and that their modules "recover canonical markers". This
+# chapter measures both on the pancreas data {cite:p}`bastidasponce2019`, and asks two further questions any
+# reader of a gene module should ask: would the module come back if the model were retrained with another seed or
+# on other cells, and is the spectrum of $\mathbf{Q}_a$ concentrated enough that reading only module 0 is
+# justified?
+#
+# 1. **Predictive cost** ({ref}`trust-baselines`): the bilinear MLP against multinomial logistic regression and a
+#    ReLU MLP of the same width on a held-out *test* split, and against ridge regression for the frequencies.
+# 2. **Agreement with conventional markers** ({ref}`trust-markers`): module-0 top genes against scanpy's
+#    one-vs-rest Wilcoxon markers.
+# 3. **Stability** ({ref}`trust-stability`): module 0 across seeds and train/validation splits, and under 10×
+#    and 0.1× weight decay.
+# 4. **Sparsity of the spectrum** ({ref}`trust-spectrum`): the share of $\lVert \mathbf{Q}_a \rVert_F^2$ in the
+#    top 1, 3 and 10 eigenvalues.
 #
 # Every number below is computed when the chapter runs; all seeds are fixed.
 
+# %% tags=["remove-cell"]
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+import bookkit
+from bookkit import trust as kit
+
+# One thread for torch: these models are small, and on a busy machine a
+# multi-threaded pool slows each fit down several-fold.
+bookkit.setup(torch_threads=1)
+
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
-import torch
 from scipy.stats import false_discovery_control
-from threadpoolctl import threadpool_limits
 
 import bilinear_core as bc
 from bilinear_core import baselines as bb
 from bilinear_core import stability as bs
 
-import bookkit
-from bookkit import trust as kit
-
-# One thread for torch and for scikit-learn's BLAS/OpenMP pools: these models are small,
-# and on a busy machine multi-threaded pools slow each fit down several-fold.
-threadpool_limits(1)
-torch.set_num_threads(1)
+# %% tags=["remove-cell"]
+# One thread for scikit-learn's BLAS/OpenMP pools too, as for torch; threadpoolctl
+# limits the pools of the libraries loaded so far, so this comes after the imports.
+kit.single_threaded_pools()
 
 # %%
 adata = bc.pp.preprocess(bc.datasets.pancreas(), n_top_genes=10_000, layer="spliced")
 
 # %% tags=["remove-input"]
-from IPython.display import Markdown, display
-from myst_nb import glue
-
 display(
     Markdown(
         bookkit.data_note(adata)
@@ -83,31 +91,33 @@ train_idx, val_idx, test_idx = bb.split_train_val_test(
 part = pd.Series("train", index=adata.obs_names, name="split")
 part.iloc[val_idx] = "validation"
 part.iloc[test_idx] = "test"
-table = pd.crosstab(adata.obs["clusters"], part, margins=True, margins_name="total")
-table[["train", "validation", "test", "total"]]
+counts = pd.crosstab(adata.obs["clusters"], part, margins=True, margins_name="total")
+counts = counts[["train", "validation", "test", "total"]]
+bookkit.table(counts.rename_axis(index=None, columns=None))
 
 # %% [markdown]
 # Each split keeps the class proportions of the whole data. The rarest class, Delta, has the fewest test cells
-# (table), so its per-class recall moves in steps of several percentage points.
+# (table above), so its per-class recall moves in steps of several percentage points.
 #
+# (trust-baselines)=
 # ## 1. Predictive cost
 #
 # ### Cell typing
 #
 # Four models see the same {glue:text}`n_genes:,d` log-normalised genes:
 #
-# - the **bilinear MLP** with the post's settings (hidden width 128, no biases, cross-entropy, Adam with learning
-#   rate $10^{-4}$, cosine annealing, weight decay 0.35, 100 epochs, batch 64, seed 42). As in
-#   {doc}`02_cell_typing` the weight decay is applied the way PyTorch's `Adam` does, as an L2 term in the
-#   gradient; every network in this chapter uses that reading;
+# - the **bilinear MLP** with the post's settings (hidden width 128, no biases, cross-entropy, Adam
+#   {cite:p}`kingma2015adam` with learning rate $10^{-4}$, cosine annealing, weight decay 0.35, 100 epochs,
+#   batch 64, seed 42). As in {doc}`02_cell_typing` the weight decay is applied the way PyTorch's `Adam` does, as
+#   an L2 term in the gradient; every network in this chapter uses that reading;
 # - the same bilinear MLP with the weight decay **chosen on validation** among 0.035, 0.35 and 3.5 (these three
 #   fits are reused for the stability analysis below);
 # - a **ReLU MLP** of the same width (one 128-unit ReLU layer with biases and a linear head) trained by the very
 #   same loop (`bilinear_core.fit(..., model_factory=ReluMLP)`: same optimiser, schedule, epochs, batches and
 #   seed), its weight decay chosen on validation from the same three values. It has half the bilinear layer's
 #   weights: one $128 \times g$ matrix instead of two;
-# - **multinomial logistic regression** (scikit-learn, L2 penalty), its inverse regularisation $C$ chosen on
-#   validation.
+# - **multinomial logistic regression** (scikit-learn {cite:p}`pedregosa2011sklearn`, L2 penalty), its inverse
+#   regularisation $C$ chosen on validation.
 #
 # The validation score of a network is its accuracy after the last epoch: no early stopping for anyone. The
 # six networks are trained by `bc.tl.train_many`, which runs independent fits in two processes (each fit is
@@ -147,7 +157,12 @@ tuning = pd.concat(
     names=["model", "row"],
 )
 tuning = tuning.rename(columns={"val_score": "validation accuracy"})
-bookkit.styled(tuning.droplevel("row"), precision=4, formatter={"value": "{:g}"})
+bookkit.table(
+    kit.tuning_table(tuning),
+    precision=4,
+    formats={"value tried": "{:g}"},
+    index=False,
+)
 
 # %%
 X_test, y_test = X[test_idx], y[test_idx]
@@ -165,9 +180,10 @@ cell_scores = pd.DataFrame(
 # ### Frequencies
 #
 # The frequency task of {doc}`03_frequencies` on the same cells and split: the transcriptional frequencies 0–3
-# (kNN graph with $k = 10$, Laplacian $\mathbf{L} = \mathbf{D} - \mathbf{A}$, frequency 0 oriented with ductal
-# cells negative) are regressed by the bilinear MLP with the post's settings (Huber loss, weight decay $10^{-4}$,
-# 100 epochs) and by **ridge regression**, whose penalty is chosen on validation by the mean absolute error. The
+# (eigenvectors of a graph Laplacian {cite:p}`shuman2013graphs`: kNN graph with $k = 10$, Laplacian
+# $\mathbf{L} = \mathbf{D} - \mathbf{A}$, frequency 0 oriented with ductal cells negative) are regressed by the
+# bilinear MLP with the post's settings (Huber loss, weight decay $10^{-4}$, 100 epochs) and by **ridge
+# regression** {cite:p}`hoerl1970ridge`, whose penalty is chosen on validation by the mean absolute error. The
 # frequencies are computed once on the graph of all cells, as in the post, so the test cells' targets are defined
 # together with the training cells'; what is held out is their expression, which the models never see in training.
 
@@ -196,21 +212,51 @@ freq_scores = pd.DataFrame(
 # %% [markdown]
 # ### Test scores
 #
-# One table for both tasks. The column *linear* is multinomial logistic regression for cell typing and ridge
-# regression for the frequencies; the ReLU MLP was trained for cell typing only.
+# The scores of both tasks on the test cells, one table per task (the two tasks have different models and
+# scores); {numref}`fig-trust-test-scores` shows them as bars.
 
-# %%
+# %% tags=["remove-cell"]
 scores = {"cell typing": cell_scores, "frequencies": freq_scores}
 test_table = pd.concat(scores, names=["task", "metric"])
 test_table.to_csv(bookkit.RESULTS / "trust_test_scores.csv")
-bookkit.styled(test_table, precision=4)
-
-# %% tags=["hide-input"]
-fig = kit.test_scores_figure(cell_scores, freq_scores)
 
 # %% [markdown]
-# Is the gap between the bilinear MLP and the better baseline more than chance? McNemar's exact test looks at
-# the test cells on which the two disagree:
+# **Cell typing**: accuracy, macro-F1 and the recall of every class on the test cells.
+
+# %% tags=["remove-input"]
+bookkit.table(
+    kit.cell_score_table(cell_scores), precision=4, link="trust_test_scores.csv"
+)
+
+# %% [markdown]
+# **Frequencies**: test $R^2$ and mean absolute error (MAE) of each frequency, and their means over the four.
+# The ReLU MLP and the tuned bilinear MLP were trained for cell typing only.
+
+# %% tags=["remove-input"]
+bookkit.table(
+    kit.frequency_score_table(freq_scores, freq_names),
+    precision=4,
+    link="trust_test_scores.csv",
+)
+
+# %% tags=["remove-output"]
+fig = kit.test_scores_figure(cell_scores, freq_scores)
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-trust-test-scores", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-trust-test-scores
+# :name: fig-trust-test-scores
+#
+# Scores on the held-out test cells. Top: accuracy, macro-F1 and recall per cell type of the four cell-typing
+# models (the bilinear MLP with the post's settings and with its weight decay tuned on validation, a ReLU MLP of
+# the same width, logistic regression). Bottom: test $R^2$ per transcriptional frequency of the bilinear
+# regressor and ridge regression; a bar below zero predicts worse than the frequency's test mean.
+# ```
+#
+# Is the gap between the bilinear MLP and the better baseline more than chance? McNemar's exact test
+# {cite:p}`mcnemar1947` looks at the test cells on which the two disagree:
 
 # %%
 accuracy = cell_scores.loc["accuracy"]
@@ -219,7 +265,7 @@ gap = accuracy["bilinear MLP"] - accuracy[baseline]
 correct = [predictions[m] == y_test for m in ("bilinear MLP", baseline)]
 only_bilinear, only_baseline, p_mcnemar = bb.mcnemar(*correct)
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
 names = {"linear": "logistic regression"}
 comparison = kit.comparison_sentences(
     gap, names.get(baseline, baseline), only_bilinear, only_baseline, p_mcnemar
@@ -231,6 +277,14 @@ glue(
     display=False,
 )
 glue("acc_gap_sentence", comparison["gap"], display=False)
+glue(
+    "acc_gap_short",
+    kit.gap_phrase(gap, names.get(baseline, baseline), p_mcnemar),
+    display=False,
+)
+glue("acc_bil", float(accuracy["bilinear MLP"]), display=False)
+glue("acc_baseline", float(accuracy[baseline]), display=False)
+glue("baseline_name", names.get(baseline, baseline), display=False)
 glue("cost_phrase", comparison["cost"], display=False)
 glue("acc_biltuned", float(accuracy["bilinear MLP (wd tuned)"]), display=False)
 glue("worst_class_sentence", recall["worst"], display=False)
@@ -243,8 +297,8 @@ glue("freq_sentence", kit.r2_comparison(freq_scores, freq_names), display=False)
 
 # %% [markdown]
 # **Cell typing.** On the test cells the ranking is {glue:text}`ranking`. {glue:text}`acc_gap_sentence` Macro-F1
-# gives the same order (table). The weight decays and $C$ selected on validation are marked in the tuning table;
-# with its selected weight decay the bilinear MLP reaches {glue:text}`acc_biltuned:.1%`.
+# gives the same order (cell-typing table above). The weight decays and $C$ selected on validation are marked ✓
+# in the tuning table; with its selected weight decay the bilinear MLP reaches {glue:text}`acc_biltuned:.1%`.
 # {glue:text}`worst_class_sentence`.
 #
 # So the predictive power the post says is traded away is {glue:text}`cost_phrase`, and the bilinear MLP gains
@@ -255,31 +309,33 @@ glue("freq_sentence", kit.r2_comparison(freq_scores, freq_names), display=False)
 # state whose labels are among the least certain.
 #
 # **Frequencies.** The bilinear regressor's test $R^2$ averages {glue:text}`r2_bil:.2f` against
-# {glue:text}`r2_ridge:.2f` for ridge regression ($\alpha$ = {glue:text}`alpha_ridge:g`); the table gives $R^2$
-# per frequency and the mean absolute errors. {glue:text}`freq_sentence`.
+# {glue:text}`r2_ridge:.2f` for ridge regression ($\alpha$ = {glue:text}`alpha_ridge:g`); the frequency table
+# above gives $R^2$ and the mean absolute error per frequency. {glue:text}`freq_sentence`.
 
 # %% tags=["remove-input"]
-curves = [
-    bc.pl.training(adata, title="bilinear cell typing"),
-    bc.pl.training_curves(relu.history, title="ReLU cell typing"),
-    bc.pl.training(adata, "bilinear_freq", title="bilinear frequencies"),
-]
+curves = kit.training_curve_parts(
+    bc.pl.training(adata, title="bilinear"),
+    bc.pl.training_curves(relu.history, title="ReLU"),
+    bc.pl.training(adata, "bilinear_freq", title="frequencies"),
+)
 title = (
     "Training curves: bilinear and ReLU cell typing, bilinear frequencies (100 epochs)"
 )
 display(Markdown(bookkit.dropdown(title, *curves)))
 
 # %% [markdown]
+# (trust-markers)=
 # ## 2. Agreement with conventional markers
 #
 # Do module-0 top genes match the genes a conventional analysis would call markers? For every cell type we run
-# scanpy's `rank_genes_groups` (Wilcoxon rank-sum, one-vs-rest) on the same log-normalised expression, over all
-# cells, and keep the top up-regulated genes, as many as the module's top-gene list per pole (the post's
-# top-1 % rule with a floor of 50: {glue:text}`n_top:d` genes here). Because a module's sign is arbitrary, both
-# poles of module 0 of $\mathbf{Q}_a$ (largest positive eigenvalue; the positive pole holds the largest-magnitude
-# loading) are compared with the markers of class $a$: Jaccard index and one-sided hypergeometric $p$ of the
-# overlap, with all {glue:text}`n_genes:,d` genes as background and Benjamini–Hochberg adjustment over all
-# class × pole tests. The module comes from the bilinear MLP with the post's settings trained above.
+# scanpy's {cite:p}`wolf2018scanpy` `rank_genes_groups` (Wilcoxon rank-sum {cite:p}`mann1947`, one-vs-rest) on
+# the same log-normalised expression, over all cells, and keep the top up-regulated genes, as many as the module's
+# top-gene list per pole (the post's top-1 % rule with a floor of 50: {glue:text}`n_top:d` genes here). Because a
+# module's sign is arbitrary, both poles of module 0 of $\mathbf{Q}_a$ (largest positive eigenvalue; the positive
+# pole holds the largest-magnitude loading) are compared with the markers of class $a$: Jaccard index and
+# one-sided hypergeometric $p$ of the overlap, with all {glue:text}`n_genes:,d` genes as background and
+# Benjamini–Hochberg adjustment {cite:p}`benjamini1995` over all class × pole tests. The module comes from the
+# bilinear MLP with the post's settings trained above.
 
 # %%
 n_top = bc.interpret.n_top_genes(adata.n_vars)
@@ -287,14 +343,17 @@ modules = bc.eigendecompose(bilinear)
 markers = bs.wilcoxon_markers(adata, "clusters", n_genes=n_top)
 overlap = bs.marker_overlap(modules, markers, module=0, n_genes=n_top)
 overlap["adjusted_p"] = false_discovery_control(overlap["p_value"].to_numpy())
-overlap.to_csv(bookkit.RESULTS / "trust_marker_overlap.csv", index=False)
 best_pole = overlap.groupby("output", sort=False)["jaccard"].idxmax()
 best = overlap.loc[best_pole].set_index("output")  # the pole that matches the markers
 
-# %% tags=["hide-input"]
+# %% tags=["remove-cell"]
+overlap.to_csv(bookkit.RESULTS / "trust_marker_overlap.csv", index=False)
+
+# %% tags=["remove-output"]
 fig = kit.marker_overlap_heatmap(overlap, classes, n_top)
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+bookkit.figure("fig-trust-markers", fig)
 marker_text = kit.marker_sentences(best, n_top, adata.n_vars)
 glue("n_top", n_top, display=False)
 glue("pole_sentence", marker_text["pole"], display=False)
@@ -302,20 +361,34 @@ glue("marker_sentence", marker_text["overlap"], display=False)
 glue("marker_summary", marker_text["summary"], display=False)
 
 # %% [markdown]
-# Each cell shows the Jaccard index, the number of shared genes and the BH-adjusted $p$ ($q$).
-# {glue:text}`pole_sentence`; the other pole shares (almost) nothing with the class's markers.
-# {glue:text}`marker_sentence`
+# ```{glue:figure} fig-trust-markers
+# :name: fig-trust-markers
+#
+# Overlap of module 0's top-{glue:text}`n_top:d` genes with the class's top-{glue:text}`n_top:d` Wilcoxon
+# markers, for each pole of module 0 (columns) and cell type (rows). Colour and first number: Jaccard index; in
+# brackets: the number of shared genes and the Benjamini–Hochberg adjusted hypergeometric $p$ ($q$).
+# ```
+#
+# {glue:text}`pole_sentence`; the other pole shares (almost) nothing with the class's markers
+# ({numref}`fig-trust-markers`). {glue:text}`marker_sentence`
 #
 # So module 0 does recover conventional markers, hormone genes included (table below), as the post says, but it
 # is not a marker list: a sizeable part of its top genes are not among the strongest one-vs-rest markers. That is
 # expected rather than a failure: the module holds the genes whose *products* move the class logit, and a gene can
 # matter through its interactions without being a top univariate marker (and vice versa).
 
-# %%
-shared = best[["pole", "overlap", "jaccard", "adjusted_p", "shared"]].reindex(classes)
-bookkit.styled(shared, formatter={"adjusted_p": "{:.1e}"})
+# %% [markdown]
+# **The matching pole of module 0 per cell type**, its overlap with the class's markers and the shared genes.
+
+# %% tags=["remove-input"]
+bookkit.table(
+    kit.marker_table(best.reindex(classes)),
+    formats={"adjusted_p": "{:.1e}"},
+    link="trust_marker_overlap.csv",
+)
 
 # %% [markdown]
+# (trust-stability)=
 # ## 3. Stability
 #
 # A module is only worth interpreting if it does not depend on accidents of training. We retrain the cell-typing
@@ -353,13 +426,23 @@ runs = {
     "split": [modules] + [bc.eigendecompose(r) for r in split_fits[1:]],
 }
 stability = bs.stability_table(runs, modules=MODULES, n_genes=n_top)
+m0 = stability[stability["module_name"] == "0"].pivot(index="output", columns="varied")
+
+# %% tags=["remove-cell"]
 stability.to_csv(bookkit.RESULTS / "trust_stability.csv", index=False)
 
-m0 = stability[stability["module_name"] == "0"].pivot(index="output", columns="varied")
-columns = ["mean_abs_cos", "mean_jaccard", "eigenvalue_mean", "eigenvalue_cv"]
-bookkit.styled(m0[columns].reindex(classes))
+# %% [markdown]
+# **Module 0 across runs**, per cell type: mean $\lvert\cos\rvert$ and top-gene Jaccard index over all pairs of
+# runs, and the mean and coefficient of variation (CV) of its eigenvalue. The linked table has every module.
 
 # %% tags=["remove-input"]
+bookkit.table(
+    kit.stability_long(stability, classes),
+    formats={"eigenvalue mean": "{:.3g}"},
+    link="trust_stability.csv",
+)
+
+# %% tags=["remove-cell"]
 split_accuracies = [bb.validation_score(r) for r in split_fits]
 text = kit.stability_sentences(stability, split_accuracies, classes)
 glue("random_cos", bs.random_abs_cosine(adata.n_vars), display=False)
@@ -371,35 +454,37 @@ glue("jaccard_pair", text["jaccard"], display=False)
 glue("eigen_sentence", text["eigenvalue"], display=False)
 glue("modules_12", text["modules_12"], display=False)
 glue("last_pair", text["last"], display=False)
+cos_medians = stability.groupby(["varied", "module_name"])["mean_abs_cos"].median()
+glue("med_cos_seed_m1", float(cos_medians["seed", "1"]), display=False)
+glue("med_cos_seed_m2", float(cos_medians["seed", "2"]), display=False)
+glue("med_cos_seed_last", float(cos_medians["seed", "last"]), display=False)
 
-# %%
-HEAT = dict(annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, cbar=False)
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
-order = [(v, m) for v in ("seed", "split") for m in MODULES]
-titles = {
-    "mean_abs_cos": "mean |cos| of module vectors",
-    "mean_jaccard": "mean Jaccard of top genes per pole",
-}
-for ax, (value, title) in zip(axes, titles.items()):
-    grid = stability.pivot_table(value, "output", ["varied", "module_name"])
-    grid = grid.reindex(index=classes, columns=order)
-    grid.columns = [f"{v}s: module {m}" for v, m in grid.columns]
-    sns.heatmap(grid, ax=ax, **HEAT)
-    ax.set(title=title, xlabel="", ylabel="")
-    ax.tick_params(axis="x", rotation=45)
-fig.suptitle(f"Agreement of {len(SEEDS)} cell-typing runs (higher = more stable)")
-plt.show()
+# %% tags=["remove-output"]
+fig = kit.stability_heatmaps(stability, classes, MODULES, n_runs=len(SEEDS))
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-trust-stability", fig)
 
 # %% [markdown]
+# ```{glue:figure} fig-trust-stability
+# :name: fig-trust-stability
+#
+# Agreement of modules 0, 1, 2 and the last (most negative) module between {glue:text}`n_runs:d` cell-typing
+# runs that differ in their seed (left block) or in their train/validation split (right block), per cell type.
+# Top: mean $\lvert\cos\rvert$ between the module vectors over all pairs of runs; bottom: mean Jaccard index
+# of their top-gene lists. 1 means identical in every run; random directions give
+# {glue:text}`random_cos:.3f`.
+# ```
+#
 # For scale: two random directions in {glue:text}`n_genes:,d` dimensions have an expected $\lvert\cos\rvert$ of
 # {glue:text}`random_cos:.3f`.
 #
 # **Module 0 is stable.** The median over cell types of module 0's mean $\lvert\cos\rvert$ is
-# **{glue:text}`med_cos_seed:.2f`** across seeds and **{glue:text}`med_cos_split:.2f`** across splits
-# ({glue:text}`module0_spread`). Its top-gene lists agree less than the vectors do (median Jaccard
-# {glue:text}`jaccard_pair`): $\lvert\cos\rvert$ is dominated by the large loadings, while the edge of a
-# top-{glue:text}`n_top:d` list is decided among many similar small ones, so the first genes of a list can be
-# trusted more than its last. {glue:text}`eigen_sentence`
+# {glue:text}`med_cos_seed:.2f` across seeds and {glue:text}`med_cos_split:.2f` across splits
+# ({glue:text}`module0_spread`; {numref}`fig-trust-stability`). Its top-gene lists agree less than the vectors
+# do (median Jaccard {glue:text}`jaccard_pair`): $\lvert\cos\rvert$ is dominated by the large loadings, while
+# the edge of a top-{glue:text}`n_top:d` list is decided among many similar small ones, so the first genes of a
+# list can be trusted more than its last. {glue:text}`eigen_sentence`
 #
 # **Modules 1 and 2 are not.** {glue:text}`modules_12`: these modules are set mainly by the random
 # initialisation, not by the data, and their gene lists should not be read as programs. The module with the most
@@ -423,6 +508,8 @@ for wd in (WD / 10, WD * 10):
     wd_fits[wd] = [bilinear_by_wd[wd]] + [fits[wd, s] for s in SEEDS[1:]]
 wd_runs = {wd: [bc.eigendecompose(r) for r in wd_fits[wd]] for wd in WD_GRID}
 wd_stability = bs.stability_table(wd_runs, by="weight_decay", n_genes=n_top)
+
+# %% tags=["remove-cell"]
 wd_stability.to_csv(bookkit.RESULTS / "trust_stability_weight_decay.csv", index=False)
 
 # %%
@@ -433,29 +520,38 @@ wd_summary["validation accuracy (seed 42)"] = accuracies
 wd_summary["top-1 energy (median)"] = [
     bc.interpret.spectrum_energy(runs[0])["top_1"].median() for runs in wd_runs.values()
 ]
-bookkit.styled(wd_summary).format_index("{:g}")
 
 # %% tags=["remove-input"]
+bookkit.table(
+    kit.weight_decay_table(wd_summary), link="trust_stability_weight_decay.csv"
+)
+
+# %% tags=["remove-cell"]
 wd_sentence = kit.weight_decay_sentence(wd_summary, "validation accuracy (seed 42)")
 glue("wd_sentence", wd_sentence, display=False)
 glue(
     "wd_cos", " / ".join(f"{c:.2f}" for c in wd_summary["mean_abs_cos"]), display=False
 )
 
-# %%
-wd_grid = wd_stability.pivot_table("mean_abs_cos", "output", "weight_decay")
-wd_grid = wd_grid.reindex(classes).T.rename(index=lambda wd: f"wd {wd:g}")
-fig, ax = plt.subplots(figsize=(6.5, 3.5), constrained_layout=True)
-sns.heatmap(wd_grid, ax=ax, **HEAT)
-ax.set(title=f"Module 0: mean |cos| across {len(SEEDS)} seeds", xlabel="", ylabel="")
-ax.tick_params(axis="x", rotation=40)
-plt.show()
+# %% tags=["remove-output"]
+fig = kit.weight_decay_heatmap(wd_stability, classes, n_runs=len(SEEDS))
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-trust-weight-decay", fig)
 
 # %% [markdown]
+# ```{glue:figure} fig-trust-weight-decay
+# :name: fig-trust-weight-decay
+#
+# Module 0's mean $\lvert\cos\rvert$ between {glue:text}`n_runs:d` runs with different seeds, per cell type
+# (columns), at weight decay 0.035, 0.35 (the post's) and 3.5 (rows).
+# ```
+#
 # The table gives, per weight decay, the medians over cell types of module 0's $\lvert\cos\rvert$, top-gene
 # Jaccard and eigenvalue spread across seeds, with the validation accuracy of the seed-42 model.
 # {glue:text}`wd_sentence`. Only {glue:text}`n_runs:d` seeds per setting are compared, so differences of a few
-# hundredths in the median are within run-to-run noise (compare the spread across cell types in the heatmap).
+# hundredths in the median are within run-to-run noise (compare the spread across cell types in
+# {numref}`fig-trust-weight-decay`).
 # The table also shows weight decay's effect on the spectrum (share of $\lVert \mathbf{Q}_a \rVert_F^2$ in the
 # top eigenvalue, see section 4).
 #
@@ -477,11 +573,22 @@ fits = bc.fit_many(X, F, variants, n_jobs=2, **FREQ_FIT)
 freq_fits = {v: [bilinear_freq] + [fits[v, s] for s in more] for v in ("seed", "split")}
 freq_runs = {v: [bc.eigendecompose(r) for r in fits] for v, fits in freq_fits.items()}
 freq_stability = bs.stability_table(freq_runs, n_genes=n_top)
-freq_stability.to_csv(bookkit.RESULTS / "trust_stability_frequencies.csv", index=False)
 freq_m0 = freq_stability.pivot(index="output", columns="varied")
-bookkit.styled(freq_m0[columns])
+
+# %% tags=["remove-cell"]
+freq_stability.to_csv(bookkit.RESULTS / "trust_stability_frequencies.csv", index=False)
+
+# %% [markdown]
+# **Module 0 of each frequency across runs**, with the same columns as for the cell types.
 
 # %% tags=["remove-input"]
+bookkit.table(
+    kit.stability_long(freq_stability, freq_names),
+    formats={"eigenvalue mean": "{:.3g}"},
+    link="trust_stability_frequencies.csv",
+)
+
+# %% tags=["remove-cell"]
 freq_cos = freq_m0["mean_abs_cos"].median()
 freq_jaccard = freq_m0["mean_jaccard"].median()
 chance = bs.random_abs_cosine(adata.n_vars)
@@ -500,12 +607,13 @@ glue(
 )
 
 # %% [markdown]
-# For the frequencies the median module-0 $\lvert\cos\rvert$ is **{glue:text}`freq_med_cos_seed:.2f`** across
+# For the frequencies the median module-0 $\lvert\cos\rvert$ is {glue:text}`freq_med_cos_seed:.2f` across
 # seeds and {glue:text}`freq_med_cos_split:.2f` across splits with the same seed (top-gene Jaccard
 # {glue:text}`freq_jaccard_pair`), against {glue:text}`random_cos:.3f` for random directions.
 # {glue:text}`freq_stability_sentence` The seed-42 model predicts well (test $R^2$ {glue:text}`r2_bil:.2f`): good
 # predictions do not imply reproducible modules. Section 4 shows why.
 #
+# (trust-spectrum)=
 # ## 4. Sparsity of the spectrum
 #
 # The post reads module 0 and says "the first eigenvalue dominates". How much of each interaction matrix does the
@@ -522,20 +630,31 @@ energy = pd.concat(
     },
     names=["task", "output"],
 )
-energy.to_csv(bookkit.RESULTS / "trust_spectrum_energy.csv")
-bookkit.styled(energy)
 
-# %%
-energy_long = energy.reset_index().melt(["task", "output"], var_name="k")
-energy_long["k"] = energy_long["k"].str.replace("top_", "top ")
-fig, ax = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
-sns.barplot(energy_long, x="output", y="value", hue="k", ax=ax)
-ax.set(ylim=(0, 1), xlabel="", ylabel="share of ‖Q‖²_F")
-ax.set_title("Spectrum concentration per output")
-ax.tick_params(axis="x", rotation=40)
-plt.show()
+# %% tags=["remove-cell"]
+energy.to_csv(bookkit.RESULTS / "trust_spectrum_energy.csv")
 
 # %% [markdown]
+# **Share of $\lVert \mathbf{Q}_a \rVert_F^2$ in the 1, 3 and 10 largest-magnitude eigenvalues**, per output.
+
+# %% tags=["remove-input"]
+bookkit.table(kit.energy_table(energy), link="trust_spectrum_energy.csv")
+
+# %% tags=["remove-output"]
+fig = kit.spectrum_energy_figure(energy)
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-trust-spectrum", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig-trust-spectrum
+# :name: fig-trust-spectrum
+#
+# The table above as bars: the share of $\lVert \mathbf{Q}_a \rVert_F^2$ carried by the 1, 3 and 10
+# largest-magnitude eigenvalues of each output, for the eight cell types (left of the dashed line) and the four
+# transcriptional frequencies (right).
+# ```
+#
 # Module 0 (the largest positive eigenvalue) and the last module (the most negative one) of each cell type:
 # their shares of $\lVert \mathbf{Q}_a \rVert_F^2$ and the ratio of their sizes.
 
@@ -550,9 +669,14 @@ pair = pd.DataFrame(
     },
     index=pd.Index(modules.output_names, name="output"),
 )
-bookkit.styled(pair)
 
 # %% tags=["remove-input"]
+ratio_name = "|λ| ratio, last / 0"
+bookkit.table(
+    pair.rename(columns={"|λ_last| / λ_0": ratio_name}).rename_axis(index=None)
+)
+
+# %% tags=["remove-cell"]
 cell_energy, freq_energy = energy.loc["cell typing"], energy.loc["frequencies"]
 pair_share = pair["module 0 share"] + pair["last module share"]
 glue("top1_range", bookkit.value_range(cell_energy["top_1"], ".0%"), display=False)
@@ -575,27 +699,29 @@ glue("freq_top10_max", float(freq_energy["top_10"].max()), display=False)
 # sit in the small remainder, where the initialisation decides. "The first eigenvalue dominates" therefore holds
 # only together with its negative partner, which the post does not read.
 #
-# **Frequencies: no module dominates.** The top eigenvalue carries only {glue:text}`freq_top1_range` and the top
-# 10 at most {glue:text}`freq_top10_max:.0%` of each frequency's $\lVert \mathbf{Q}_a \rVert_F^2$: the spectrum
+# **Frequencies: no module dominates** ({numref}`fig-trust-spectrum`). The top eigenvalue carries only
+# {glue:text}`freq_top1_range` and the top 10 at most {glue:text}`freq_top10_max:.0%` of each frequency's
+# $\lVert \mathbf{Q}_a \rVert_F^2$: the spectrum
 # is flat, so which of many comparable directions comes out on top is decided by the run rather than by the data,
 # which is what section 3 found. Runs that share the seed agree better than runs that do not, which points at the
 # initialisation; a plausible reason is the weak weight decay ($10^{-4}$ against 0.35 for the cell types), which
 # does little to remove directions the data do not need.
 #
-# ## Summary
+# ```{admonition} Key takeaways
+# :class: tip
 #
-# - **Predictive cost** (test cells): accuracy {glue:text}`ranking` (bilinear with weight decay tuned on
-#   validation: {glue:text}`acc_biltuned:.1%`). Frequencies: mean test $R^2$ {glue:text}`r2_bil:.2f`
-#   (bilinear) against {glue:text}`r2_ridge:.2f` (ridge).
-# - **Markers**: on the matching pole of module 0, {glue:text}`marker_summary`.
-# - **Stability**: median module-0 $\lvert\cos\rvert$ {glue:text}`med_cos_seed:.2f` across seeds and
-#   {glue:text}`med_cos_split:.2f` across splits for the cell types, {glue:text}`freq_med_cos_seed:.2f` and
-#   {glue:text}`freq_med_cos_split:.2f` for the frequencies (chance: {glue:text}`random_cos:.3f`); modules 1 and
-#   2 of the cell types and module 0 of the frequencies are not reproducible across seeds. Weight decay
-#   0.035 / 0.35 / 3.5: {glue:text}`wd_cos`.
-# - **Spectrum**: for the cell types module 0 and its negative partner carry at least
-#   {glue:text}`pair_share_min:.0%` of $\lVert \mathbf{Q}_a \rVert_F^2$; for the frequencies the top eigenvalue
-#   carries only {glue:text}`freq_top1_range`.
+# On held-out test cells the bilinear MLP types cells with accuracy {glue:text}`acc_bil:.1%`, against
+# {glue:text}`acc_baseline:.1%` for the best baseline ({glue:text}`baseline_name`): the predictive power it trades
+# away is {glue:text}`cost_phrase`. On the frequencies ridge regression reaches a mean test $R^2$ of
+# {glue:text}`r2_ridge:.2f` against the bilinear model's {glue:text}`r2_bil:.2f`. Module 0 recovers
+# conventional markers without being a marker list: on its matching pole {glue:text}`marker_summary`. Module 0
+# and the most negative module of each cell type come back when the model is retrained with another seed (median
+# $\lvert\cos\rvert$ {glue:text}`med_cos_seed:.2f` and {glue:text}`med_cos_seed_last:.2f`) and together carry
+# at least {glue:text}`pair_share_min:.0%` of $\lVert \mathbf{Q}_a \rVert_F^2$; modules 1 and 2 do not
+# ({glue:text}`med_cos_seed_m1:.2f` and {glue:text}`med_cos_seed_m2:.2f`), nor do the frequency modules, which
+# agree at the level of chance ({glue:text}`freq_med_cos_seed:.2f` against {glue:text}`random_cos:.3f` for
+# random directions). Only module 0 and its negative partner therefore deserve a biological reading.
+# ```
 #
 # All of this is on the offline copy with {glue:text}`n_genes:,d` genes; with the post's 10,000 HVGs the linear
 # baselines have more features too and top-1 % lists have 100 genes, so the numbers can differ.

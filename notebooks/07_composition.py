@@ -11,11 +11,18 @@
 # %% [markdown]
 # # Do output directions compose?
 #
-# The post closes with two next steps. The first is to "evaluate whether linear combinations of output directions
-# can predict responses to perturbation combinations", as the original bilinear MLP work showed for images. Nobody
-# has run it; this chapter does, on real combinatorial CRISPR activation data.
+# **In this chapter.** Does a bilinear MLP trained on cells with one CRISPR-activated gene recognise cells in which
+# two of those genes were activated together? On Norman et al.'s K562 cells the members' outputs rise above the
+# others about as well as single activations are recognised, but both members are a cell's two highest outputs in
+# only {glue:text}`pair_top2_bilinear:.1%` of pair cells, as rarely as with two linear baselines: what carries
+# over is the stronger member.
 #
-# The data are K562 cells from Norman et al. (2019), in which one or two genes per cell were switched on by
+# The post {cite:p}`maher2025post` closes with two next steps. The first is to "evaluate whether linear
+# combinations of output directions can predict responses to perturbation combinations", as the original bilinear
+# MLP work {cite:p}`pearce2025bilinear` showed output directions composing for images. The post did not run it;
+# this chapter does, on real combinatorial CRISPR activation (CRISPRa) data.
+#
+# The data are K562 cells from {cite:t}`norman2019`, in which one or two genes per cell were switched on by
 # CRISPRa. A bilinear MLP sees only control cells and cells with **one** activated gene, and learns one output per
 # gene. We then show it cells in which **two** genes were activated together, which it has never seen, and ask:
 #
@@ -34,19 +41,22 @@
 #
 # ## The data
 #
-# The file is PerturBench's development fixture (BSD-3-Clause), which holds a subset of Norman et al.'s cells,
-# already log-normalised over 500 highly variable genes. We keep its Norman et al. cells and do not normalise again.
+# The file is the development fixture of PerturBench {cite:p}`wu2024perturbench` (BSD-3-Clause), which holds a
+# subset of Norman et al.'s cells, already log-normalised over 500 highly variable genes. We keep its Norman et
+# al. cells and do not normalise again.
 
 # %% tags=["remove-cell"]
-# Book plumbing: glue and Markdown output. One thread for torch and for the BLAS pools scikit-learn uses: the
-# models are small, and on a shared CPU extra threads only slow each fit down. Results are identical on every rerun.
-import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 from threadpoolctl import threadpool_limits
 
-torch.set_num_threads(1)
-threadpool_limits(1)
+import bookkit
+from bookkit import composition as kit
+
+# One thread for torch and for the BLAS pools scikit-learn uses: the models are small, and on
+# a shared CPU extra threads only slow each fit down. Results are identical on every rerun.
+bookkit.setup(torch_threads=1)
+_ = threadpool_limits(1)
 
 # %%
 import matplotlib.pyplot as plt
@@ -56,9 +66,6 @@ import seaborn as sns
 
 import bilinear_core as bc
 from bilinear_core import composition as cp
-
-import bookkit
-from bookkit import composition as kit
 
 # %% [markdown]
 # `composition.condition_table` parses every condition (`"control"`, `"A"` or `"A+B"`) and sorts the
@@ -79,9 +86,14 @@ cells = design.groupby("kind", observed=True)["n_cells"]
 overview = cells.agg(conditions="size", cells="sum", fewest="min", most="max")
 names = design.index.to_series().groupby(design["kind"], observed=True)
 overview["names"] = names.agg(", ".join)
-bookkit.styled(overview)
 
 # %% tags=["remove-input"]
+bookkit.table(
+    overview.rename(columns={"fewest": "fewest cells", "most": "most cells"}),
+    note="Fewest and most cells: per condition of the kind.",
+)
+
+# %% tags=["remove-cell"]
 activated = sorted(set().union(*members.values()))
 glue("n_genes", adata.n_vars, display=False)
 glue("n_singles", len(singles), display=False)
@@ -109,8 +121,8 @@ glue(
 #
 # **Splits.** The control and single-gene cells are split, stratified by condition, into a **test** set (20 %),
 # then the rest into training (75 %) and **validation** (25 %) cells. Training uses the training cells only,
-# choices are made on validation cells, and the test cells give the single-gene "ceiling" below. The cell's output
-# is the size of the three sets.
+# choices are made on validation cells, and the test cells give the single-gene "ceiling" below. That makes
+# {glue:text}`n_train:,d` training, {glue:text}`n_val:,d` validation and {glue:text}`n_test:,d` test cells.
 
 # %%
 SEED = 42
@@ -127,14 +139,19 @@ train_idx, val_idx, test_idx = single_idx[tr], single_idx[va], single_idx[te]
 Y = np.zeros((adata.n_obs, len(singles)), dtype=np.float32)
 Y[single_idx] = cp.indicator_targets(condition[single_idx], singles)
 adata.obsm["singles"] = Y
-len(train_idx), len(val_idx), len(test_idx)
+
+# %% tags=["remove-cell"]
+glue("n_train", len(train_idx), display=False)
+glue("n_val", len(val_idx), display=False)
+glue("n_test", len(test_idx), display=False)
 
 # %% [markdown]
 # **Choosing dropout and weight decay.** The other settings are the post's regression set-up (frequency task):
-# Huber loss, hidden 128, Adam with learning rate $10^{-4}$ and cosine annealing, 100 epochs, batch 64, no biases;
-# weight decay as PyTorch's Adam applies it (an L2 term, as in the other chapters). Four fits cover a small fixed
-# grid, dropout $\in \{0, 0.2\}$ × weight decay $\in \{10^{-4}, 10^{-2}\}$, each recorded in `adata` under its own
-# key.
+# Huber loss, hidden 128, Adam {cite:p}`kingma2015adam` with learning rate $10^{-4}$ and cosine annealing
+# {cite:p}`loshchilov2017sgdr`, 100 epochs, batch 64, no biases; weight decay as PyTorch's Adam applies it (an L2
+# term, as in the other chapters). Four fits cover a small fixed grid of dropout {cite:p}`srivastava2014dropout`
+# and weight decay, dropout $\in \{0, 0.2\}$ × weight decay $\in \{10^{-4}, 10^{-2}\}$, each recorded in
+# `adata` under its own key.
 
 # %%
 NET = dict(
@@ -173,16 +190,23 @@ for name, fit in fits.items():
     tuning.loc[name, "training MAE"] = fit.history["train_mae"].iloc[-1]
 key = tuning["validation AUROC"].idxmax()
 tuning["selected"] = tuning.index == key
-tuning.to_csv(bookkit.RESULTS / "composition_tuning.csv", index=False)
 model = fits[key]
-plain = {"dropout": "{:g}", "weight decay": "{:g}"}
-bookkit.styled(tuning, precision=4, formatter=plain)
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+tuning.to_csv(bookkit.RESULTS / "composition_tuning.csv", index=False)
 glue(
     "max_mae_gap",
     float((tuning["validation MAE"] - tuning["training MAE"]).abs().max()),
     display=False,
+)
+
+# %% tags=["remove-input"]
+bookkit.table(
+    tuning.assign(selected=tuning["selected"].map({True: "yes", False: ""})),
+    precision=4,
+    formats={"dropout": "{:g}", "weight decay": "{:g}"},
+    index=False,
+    link="composition_tuning.csv",
 )
 
 # %% [markdown]
@@ -214,17 +238,23 @@ per_gene = pd.DataFrame(
         "test top-1": test_singles["top_k_exact"],
     }
 ).rename_axis("gene")
-per_gene.to_csv(bookkit.RESULTS / "composition_singles.csv")
-bookkit.styled(per_gene.sort_values("test AUROC", ascending=False))
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+per_gene.to_csv(bookkit.RESULTS / "composition_singles.csv")
 strong = per_gene.index[per_gene["test AUROC"] >= 0.9].tolist()
 glue("single_auroc_mean", float(per_gene["test AUROC"].mean()), display=False)
 glue("single_top1_mean", float(per_gene["test top-1"].mean()), display=False)
 glue("strong_singles", ", ".join(strong), display=False)
 glue("n_near_chance", int((per_gene["test AUROC"] < 0.6).sum()), display=False)
 
-# %%
+# %% tags=["remove-input"]
+bookkit.table(
+    per_gene.sort_values("test AUROC", ascending=False),
+    note="Sorted by test AUROC.",
+    link="composition_singles.csv",
+)
+
+# %% tags=["remove-output"]
 predicted = np.asarray(singles)[model.predict(X[test_genes]).argmax(axis=1)]
 confusion = pd.crosstab(
     pd.Categorical(condition[test_genes], singles),
@@ -232,22 +262,41 @@ confusion = pd.crosstab(
     dropna=False,
     normalize="index",
 )
-title = "Test single-gene cells: highest output (rows sum to 1)"
-fig = bc.pl.confusion_heatmap(confusion, title=title)
-fig.axes[0].set(xlabel="highest output", ylabel="activated gene")
-fig.set_size_inches(10, 8.5)
+fig, ax = plt.subplots(figsize=(8, 6.8), constrained_layout=True)
+share = {"label": "share of the gene's test cells"}
+sns.heatmap(confusion, cmap="Blues", vmin=0, vmax=1, ax=ax, cbar_kws=share)
+ax.set(xlabel="highest output", ylabel="activated gene")
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+bookkit.figure("fig-comp-confusion", fig)
 weak_cells = ~np.isin(condition[test_genes], strong)
 glue(
     "weak_to_strong",
     float(np.isin(predicted[weak_cells], strong).mean()),
     display=False,
 )
+
+# %% [markdown]
+# ```{glue:figure} fig-comp-confusion
+# :name: fig-comp-confusion
+#
+# Where the held-out single-gene cells go: for the test cells of each activated gene (rows), the share whose
+# highest bilinear output is each gene's (columns); rows sum to 1. A recognised activation is a dark cell on the
+# diagonal; dark columns are outputs that win in many other genes' cells.
+# ```
+
+# %% tags=["remove-input"]
 curves = bc.pl.training(adata, key, title="single genes")
+caption = (
+    "Training and validation loss (left) and mean absolute error (right) per epoch of the "
+    "selected single-gene model (dropout {dropout:g}, weight decay {wd:g})."
+).format(dropout=GRID[key]["dropout"], wd=GRID[key]["weight_decay"])
 display(
     Markdown(
-        bookkit.dropdown("Training curves of the selected single-gene model", curves)
+        bookkit.dropdown(
+            "Training curves of the selected single-gene model",
+            bookkit.figure_markdown(curves, "fig-comp-training", caption),
+        )
     )
 )
 
@@ -257,10 +306,10 @@ display(
 # {glue:text}`single_top1_mean:.0%` (chance: 0.5 and one in {glue:text}`n_singles:d`). Only
 # {glue:text}`strong_singles` reach a test AUROC of 0.9 or more, and {glue:text}`n_near_chance:d` genes stay below
 # 0.6: many of these activations change little among the {glue:text}`n_genes:d` measured genes in about 100 cells
-# ({glue:text}`targets_in_panel` is recognised through its own, measured transcript, which CRISPRa raises). The
-# confusion matrix shows where the other cells go: for {glue:text}`weak_to_strong:.0%` of the test cells of the
-# other genes, the highest output is one of the strong genes' outputs. This is the ceiling against which pairs are
-# judged.
+# ({glue:text}`targets_in_panel` is recognised through its own, measured transcript, which CRISPRa raises).
+# {numref}`fig-comp-confusion` shows where the other cells go: for {glue:text}`weak_to_strong:.0%` of the test
+# cells of the other genes, the highest output is one of the strong genes' outputs. This is the ceiling against
+# which pairs are judged.
 #
 # ## 2. Composition on unseen pairs
 #
@@ -268,16 +317,17 @@ display(
 # cells (`bilinear_core.composition.pair_metrics`):
 #
 # - **mean member / other output**: the mean output of the two member genes, and of the other genes;
-# - **AUROC**: per cell, the fraction of (member, other gene) output pairs in which the member's output is higher,
-#   averaged over cells (1: both members always above every other gene; 0.5: chance);
+# - **AUROC** {cite:p}`hanley1982auroc`: per cell, the fraction of (member, other gene) output pairs in which the
+#   member's output is higher, averaged over cells (1: both members always above every other gene; 0.5: chance);
 # - **top-two exact**: the fraction of cells whose two highest outputs are exactly the two members (chance
 #   {glue:text}`chance_top2:.1%`).
 #
 # For a pair with one member among the singles, the same metrics use that member alone (top-1). The baselines are
-# trained on the same training cells: **multinomial logistic regression** (scikit-learn, L2 penalty, $C$ chosen by
-# validation accuracy among 0.01, 0.1 and 1, as the table shows), scored by its logits, and **nearest centroid**,
-# scored by minus the Euclidean distance to each gene's mean training cell. Both have a control class, which is
-# left out of the ranking; the bilinear model has no control output (its control target is all zeros).
+# trained on the same training cells, with scikit-learn {cite:p}`pedregosa2011sklearn`: **multinomial logistic
+# regression** (L2 penalty, $C$ chosen by validation accuracy among 0.01, 0.1 and 1, as the table shows), scored
+# by its logits, and **nearest centroid**, scored by minus the Euclidean distance to each gene's mean training
+# cell. Both have a control class, which is left out of the ranking; the bilinear model has no control output (its
+# control target is all zeros).
 
 # %%
 Cs = (0.01, 0.1, 1.0)
@@ -290,7 +340,15 @@ scores = {
     "logistic regression": logits[singles].to_numpy(),
     "nearest centroid": closeness[singles].to_numpy(),
 }
-bookkit.styled(C_table.set_index("C"))
+
+# %% tags=["remove-input"]
+bookkit.table(
+    C_table.rename(columns={"val_score": "validation accuracy"}).assign(
+        selected=C_table["selected"].map({True: "yes", False: ""})
+    ),
+    formats={"C": "{:g}"},
+    index=False,
+)
 
 # %% [markdown]
 # Each model's metrics on the pairs' cells and, for the ceilings, on the single genes' test cells:
@@ -302,11 +360,13 @@ for name, S in scores.items():
         frames[name, kind] = cp.condition_metrics(S[idx], condition[idx], singles)
 metrics = pd.concat(frames, names=["model", "kind"]).reset_index(["model", "kind"])
 metrics.loc[metrics["condition"].isin(one_seen), "kind"] = "pair, one member seen"
+
+# %% tags=["remove-cell"]
 metrics.to_csv(bookkit.RESULTS / "composition_pair_metrics.csv", index=False)
 
 # %% [markdown]
 # Each model's **ceiling** for a pair is the mean test AUROC (and top-1 rate) of the pair's two single genes
-# (`composition.member_means`). The last row is the mean over the pairs.
+# (`composition.member_means`).
 
 # %%
 values = ["auroc", "top_k_exact"]
@@ -320,12 +380,35 @@ wide = pd.concat([per_pair, ceiling_auroc], axis=1)
 wide = wide.rename(columns={"auroc": "AUROC", "top_k_exact": "top-two exact"})
 wide = wide.rename_axis("pair")
 wide.loc["mean"] = wide.mean()
-bookkit.styled(wide)
 
-# %%
+# %% [markdown]
+# **Within-cell AUROC** of each model on each pair's cells, beside its single-gene ceiling (last row: the mean over
+# the pairs):
+
+# %% tags=["remove-input"]
+abbreviated = {
+    "bilinear MLP": "bilinear",
+    "logistic regression": "logistic",
+    "nearest centroid": "centroid",
+}
+auroc_shown = wide[["AUROC", "ceiling AUROC"]].rename(
+    columns={"AUROC": "on the pair's cells", "ceiling AUROC": "single-gene ceiling"}
+)
+bookkit.table(
+    auroc_shown.rename(columns=abbreviated, level=1),
+    link="composition_pair_metrics.csv",
+)
+
+# %% [markdown]
+# **Top-two exact rate**, the share of a pair's cells whose two highest outputs are its two members:
+
+# %% tags=["remove-input"]
+bookkit.table(wide["top-two exact"].rename(columns=abbreviated))
+
+# %% tags=["remove-output"]
 n_output_pairs = len(singles) * (len(singles) - 1) / 2
 chance = {"auroc": 0.5, "top_k_exact": 1 / n_output_pairs}
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True)
+fig, axes = plt.subplots(2, 1, figsize=(8, 6.6), constrained_layout=True)
 for ax, column, label in zip(axes, values, ["AUROC", "top-two exact"]):
     sns.barplot(on_pairs, x="condition", y=column, hue="model", order=complete, ax=ax)
     for i, name in enumerate(scores):
@@ -333,12 +416,11 @@ for ax, column, label in zip(axes, values, ["AUROC", "top-two exact"]):
         ax.scatter(x, ceiling[column, name], marker="_", s=300, color="black", zorder=3)
     ax.axhline(chance[column], color="grey", ls=":")
     ax.set(xlabel="", ylabel=label, ylim=(0, 1))
-    ax.set_title(f"Unseen pairs: {label} (black bars: single-gene ceiling)")
-    ax.tick_params(axis="x", rotation=25)
-    ax.legend(fontsize=8, frameon=False)
-plt.show()
+axes[0].legend(frameon=False, ncols=3, loc="lower left", bbox_to_anchor=(0, 1))
+axes[1].get_legend().remove()
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+bookkit.figure("fig-comp-pairs", fig)
 overall = wide.loc["mean"]
 ranking = overall["AUROC"].sort_values(ascending=False)
 bilinear_pairs = wide.loc[complete, "AUROC"]["bilinear MLP"]
@@ -354,6 +436,9 @@ glue(
     display=False,
 )
 glue("ceil_auroc_bil", float(overall["ceiling AUROC", "bilinear MLP"]), display=False)
+for name, tag in abbreviated.items():  # pair_auroc_bilinear, pair_top2_logistic, …
+    glue(f"pair_auroc_{tag}", float(overall["AUROC", name]), display=False)
+    glue(f"pair_top2_{tag}", float(overall["top-two exact", name]), display=False)
 glue(
     "n_above_ceiling",
     int((bilinear_pairs >= ceiling["auroc", "bilinear MLP"]).sum()),
@@ -366,18 +451,26 @@ weak_pairs = [p for p in complete if not any(g in strong for g in members[p])]
 glue("weak_pairs", ", ".join(weak_pairs) or "none", display=False)
 
 # %% [markdown]
+# ```{glue:figure} fig-comp-pairs
+# :name: fig-comp-pairs
+#
+# The three models on the cells of the unseen pairs: within-cell AUROC (top; 0.5 is chance) and top-two exact rate
+# (bottom; chance {glue:text}`chance_top2:.1%`), per pair. Black ticks: each model's single-gene ceiling, the mean
+# over the pair's two members on their held-out single-gene cells; dotted line: chance.
+# ```
+#
 # Averaged over the {glue:text}`n_complete:d` pairs the within-cell AUROC ranks {glue:text}`auroc_ranking`. The
 # bilinear model's single-gene ceiling, averaged the same way, is {glue:text}`ceil_auroc_bil:.3f` (the baselines'
-# ceilings are in the table's last row), and its pair AUROC is at or above the ceiling for
-# {glue:text}`n_above_ceiling:d` of the {glue:text}`n_complete:d` pairs: in the pairs' cells the members' outputs
-# rise above the others about as much as in single-gene cells. But the **top-two exact rate is low for every
-# model** ({glue:text}`top2_by_model`; at most {glue:text}`pair_top2_max:.0%` for any pair and model): a pair's
-# cells almost never have both members as their two highest outputs. The heat map shows why: the mean outputs of
-# a pair's cells (minus those of control cells) light up the member with a strong single-gene signature
-# ({glue:text}`strong_members`) and barely the other, and in pairs without such a member ({glue:text}`weak_pairs`)
-# neither member stands out.
+# ceilings are in the AUROC table's last row), and its pair AUROC is at or above the ceiling for
+# {glue:text}`n_above_ceiling:d` of the {glue:text}`n_complete:d` pairs ({numref}`fig-comp-pairs`): in the pairs'
+# cells the members' outputs rise above the others about as much as in single-gene cells. But the top-two exact
+# rate is low for every model ({glue:text}`top2_by_model`; at most {glue:text}`pair_top2_max:.0%` for any pair and
+# model): a pair's cells almost never have both members as their two highest outputs. {numref}`fig-comp-mean-outputs`
+# shows why: the mean outputs of a pair's cells (minus those of control cells) light up the member with a strong
+# single-gene signature ({glue:text}`strong_members`) and barely the other, and in pairs without such a member
+# ({glue:text}`weak_pairs`) neither member stands out.
 
-# %%
+# %% tags=["remove-output"]
 bilinear = scores["bilinear MLP"]
 control_mean = bilinear[condition == "control"].mean(axis=0)
 shown = complete + one_seen
@@ -386,10 +479,7 @@ mean_outputs = pd.DataFrame(
     index=shown,
     columns=singles,
 )
-mean_outputs.to_csv(bookkit.RESULTS / "composition_mean_outputs.csv")
-
-# %%
-fig, ax = plt.subplots(figsize=(11, 4), constrained_layout=True)
+fig, ax = plt.subplots(figsize=(8, 4.2), constrained_layout=True)
 lim = np.abs(mean_outputs.to_numpy()).max()
 colorbar = {"label": "mean output − control"}
 sns.heatmap(mean_outputs, cmap="RdBu_r", vmin=-lim, vmax=lim, ax=ax, cbar_kws=colorbar)
@@ -398,10 +488,20 @@ for i, c in enumerate(shown):
         xy = (singles.index(g), i)
         ax.add_patch(plt.Rectangle(xy, 1, 1, fill=False, edgecolor="black", lw=2))
 ax.set(xlabel="bilinear output (single gene)", ylabel="")
-ax.set_title("Mean outputs of pair cells (boxed: members)")
-plt.show()
+
+# %% tags=["remove-cell"]
+mean_outputs.to_csv(bookkit.RESULTS / "composition_mean_outputs.csv")
+bookkit.figure("fig-comp-mean-outputs", fig)
 
 # %% [markdown]
+# ```{glue:figure} fig-comp-mean-outputs
+# :name: fig-comp-mean-outputs
+#
+# Mean bilinear output of each pair's cells minus that of the control cells (rows: the pairs with both members
+# seen, then those with one), per single-gene output (columns). Boxed: the pair's members among the outputs.
+# Composition would show as both boxes of a row standing out.
+# ```
+#
 # Is the low top-two rate only a matter of scale, the noise of a strong output beating the signal of a weak one?
 # Standardising each bilinear output by its mean and standard deviation over the training cells puts all outputs
 # on one scale before ranking (last row: the mean over the pairs):
@@ -412,22 +512,44 @@ standardised = (bilinear - train_scores.mean(axis=0)) / train_scores.std(axis=0)
 rescored = cp.condition_metrics(standardised[pair_idx], condition[pair_idx], singles)
 rescored = rescored.set_index("condition").loc[complete, ["auroc", "top_k_exact"]]
 rescored.loc["mean"] = rescored.mean()
-bookkit.styled(rescored)
+
+# %% tags=["remove-input"]
+bookkit.table(
+    rescored.rename(
+        columns={"auroc": "AUROC", "top_k_exact": "top-two exact"}
+    ).rename_axis("pair")
+)
 
 # %% [markdown]
 # With standardised outputs the top-two exact rate stays as low and the AUROC about the same: scale is not what
-# keeps both members from the top.
-#
-# The per-condition table below lists every model's metrics for each pair, including the pairs scored on their one
-# seen member (the single genes' test cells are in `composition_pair_metrics.csv`).
+# keeps both members from the top. The dropdown lists every model's metrics for each pair, including the pairs
+# scored on their one seen member; its whole table also holds the metrics on the single genes' test cells.
 
-# %%
-shown_metrics = metrics[metrics["kind"] != "single (test)"].pivot(
-    index=["condition", "members"],
-    columns="model",
-    values=["mean_member", "mean_other", "auroc", "top_k_exact"],
+# %% tags=["remove-input"]
+pair_rows = metrics[metrics["kind"] != "single (test)"]
+long = pair_rows.set_index(["condition", "model"]).sort_index()
+long = long[["members", "mean_member", "mean_other", "auroc", "top_k_exact"]]
+long = long.rename(
+    columns={
+        "members": "scored members",
+        "mean_member": "mean member output",
+        "mean_other": "mean other output",
+        "auroc": "AUROC",
+        "top_k_exact": "top-k exact",
+    }
 )
-bookkit.styled(shown_metrics)
+display(
+    Markdown(
+        bookkit.dropdown(
+            "Every model's metrics on every pair",
+            "Top-k exact: top-two for pairs with both members seen, top-1 for pairs scored "
+            "on their one seen member.",
+            bookkit.table(
+                long.rename_axis(["pair", "model"]), link="composition_pair_metrics.csv"
+            ),
+        )
+    )
+)
 
 # %% [markdown]
 # ## 3. Modules
@@ -440,17 +562,37 @@ bookkit.styled(shown_metrics)
 # pair cell onto the member's module 0 (`bilinear_core.composition.pair_projections`). The **pair ratio** is
 # (pair − control) / (member − control): 1 means the pair moves along the module as far as the member alone does, 0
 # that it stays at control. The **other ratio** is the same for the other member alone: when it is large too, the
-# module is not specific to its gene.
+# module is not specific to its gene. In the cell-typing model module 0 is the module that comes back when the
+# model is retrained with another seed, unlike modules 1 and 2 (see {ref}`trust-stability`); this chapter did not
+# repeat that test for its own models.
 
 # %%
 modules = bc.tl.modules(adata, model, key_added=key)
 means = cp.condition_means(X, condition, adata.var_names)
 projections = [cp.pair_projections(means, modules, p) for p in complete]
 projections = pd.concat(projections, ignore_index=True)
+
+# %% tags=["remove-cell"]
 projections.to_csv(bookkit.RESULTS / "composition_projections.csv", index=False)
-bookkit.styled(projections.set_index(["pair", "member"]))
 
 # %% tags=["remove-input"]
+step = projections["score_member"] - projections["score_control"]
+bookkit.table(
+    projections.assign(step=step)
+    .set_index(["pair", "member"])[["step", "pair_ratio", "other_ratio"]]
+    .rename(
+        columns={
+            "step": "member − control",
+            "pair_ratio": "pair ratio",
+            "other_ratio": "other ratio",
+        }
+    ),
+    note="Member − control: how far the member's own mean cell moves along its module 0 "
+    "from the mean control cell, the denominator of both ratios.",
+    link="composition_projections.csv",
+)
+
+# %% tags=["remove-cell"]
 both_move = projections.groupby("pair")["pair_ratio"].min() >= 0.5
 glue("both_move_list", ", ".join(both_move.index[both_move]) or "none", display=False)
 specific = projections["other_ratio"].abs() < 0.5
@@ -514,9 +656,11 @@ pair_output_auroc = np.mean([m["auroc"] for m in own])
 # $\mathbf{W}$ and $\mathbf{V}$, so modules of unrelated outputs overlap far more than random directions. The null
 # therefore replaces the members with every pair of other single genes; $p$ is the share of null pairs at least
 # as high (with the observed one counted). In this model the members' outputs are also trained on the pair cells,
-# which could pull their modules toward the pair's; as a check that avoids this, the last columns compare the same
-# pair modules with the members' modules of the single-gene model above, which never saw a pair cell (different
-# models, compared in gene space).
+# which could pull their modules toward the pair's; as a check that avoids this, the same pair modules are also
+# compared with the members' modules of the single-gene model above, which never saw a pair cell (different
+# models, compared in gene space). Beyond module 0 and the most negative module, the top modules may include ones
+# of the kind that do not come back across seeds in the cell-typing model (see {ref}`trust-stability`), so one
+# pair's overlap is weak evidence on its own.
 
 # %%
 K_MODULES = 3  # top modules (largest |eigenvalue|) per output
@@ -529,10 +673,28 @@ for p in complete:
     across = {f"{name} (single-gene model)": v for name, v in across.items()}
     rows.append({"pair": p, **within, **across})
 overlap = pd.DataFrame(rows).set_index("pair")
+
+# %% tags=["remove-cell"]
 overlap.to_csv(bookkit.RESULTS / "composition_overlap.csv")
-bookkit.styled(overlap.drop(columns=["k", "n_null", "n_null (single-gene model)"]))
+
+# %% [markdown]
+# **Subspace overlap** of each pair output's top {glue:text}`k_modules:d` modules with its members' top modules, in
+# the second model and against the single-gene model, beside the mean of the null of other gene pairs:
 
 # %% tags=["remove-input"]
+within_cols = {"overlap": "overlap", "null_mean": "null mean", "p_value": "p"}
+shown_overlap = pd.concat(
+    {
+        "second model": overlap[list(within_cols)].rename(columns=within_cols),
+        "single-gene model": overlap[
+            [f"{c} (single-gene model)" for c in within_cols]
+        ].set_axis(list(within_cols.values()), axis=1),
+    },
+    axis=1,
+)
+bookkit.table(shown_overlap, link="composition_overlap.csv")
+
+# %% tags=["remove-cell"]
 glue("pair_output_auroc", float(pair_output_auroc), display=False)
 glue("k_modules", K_MODULES, display=False)
 glue("random_overlap", 2 * K_MODULES / adata.n_vars, display=False)
@@ -549,46 +711,60 @@ glue(
     display=False,
 )
 
-# %%
-fig, ax = plt.subplots(figsize=(8, 3.4), constrained_layout=True)
+# %% tags=["remove-output"]
+fig, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
 for i, p in enumerate(complete):
     _, null = cp.overlap_null(modules2, p, members[p], **test)
     x = i + np.random.default_rng(i).uniform(-0.15, 0.15, len(null))
     ax.scatter(x, null, s=6, color="grey", alpha=0.6)
 ax.scatter(range(len(complete)), overlap["overlap"], s=80, color="tab:red", marker="D")
 handles = [ax.collections[0], ax.collections[-1]]
-ax.legend(handles, ["other gene pairs (null)", "members"], frameon=False, fontsize=8)
-ax.set_xticks(range(len(complete)), complete, rotation=20)
+ax.legend(handles, ["other gene pairs (null)", "members"], frameon=False)
+ax.set_xticks(range(len(complete)), complete)
 ax.set(ylabel="subspace overlap", ylim=(0, 1))
-ax.set_title(f"Pair output's top {K_MODULES} modules in the members' span")
-plt.show()
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-comp-overlap", fig)
 
 # %% [markdown]
+# ```{glue:figure} fig-comp-overlap
+# :name: fig-comp-overlap
+#
+# Subspace overlap of each pair output's top {glue:text}`k_modules:d` modules with the span of its members' top
+# {glue:text}`k_modules:d` modules in the second model (red diamonds), against the same overlap with every other
+# pair of single genes in place of the members (grey: the null, {glue:text}`n_null:d` pairs; spread sideways for
+# visibility).
+# ```
+#
 # Within the second model, {glue:text}`n_overlap_sig:d` of the {glue:text}`n_complete:d` pairs exceed their null of
 # {glue:text}`n_null:d` other gene pairs at $p \le 0.05$ ($p$ is at least 1/(1 + {glue:text}`n_null:d`) with this
-# null; not significant: {glue:text}`not_sig_list`); the table gives each pair's overlap against its
-# null mean. Against the members' modules of the single-gene model, which never saw a pair,
-# {glue:text}`n_overlap_sig_across:d` do. How many modules are compared matters; the $p$ values for the top 1, 3
-# and 5 modules:
+# null; not significant: {glue:text}`not_sig_list`; {numref}`fig-comp-overlap`). Against the members' modules of
+# the single-gene model, which never saw a pair, {glue:text}`n_overlap_sig_across:d` do. How many modules are
+# compared matters; the $p$ values (second model) for the top 1, 3 and 5 modules:
 
 # %%
 sensitivity = pd.DataFrame(index=pd.Index(complete, name="pair"))
 for k in (1, 3, 5):
     tests = [cp.overlap_test(modules2, p, members[p], singles, k=k) for p in complete]
     sensitivity[f"p, k = {k}"] = [t["p_value"] for t in tests]
-bookkit.styled(sensitivity)
+
+# %% tags=["remove-input"]
+bookkit.table(
+    sensitivity.set_axis([f"p, top {k}" for k in (1, 3, 5)], axis=1),
+)
 
 # %% [markdown]
 # ## 4. Expression additivity
 #
 # The standard baseline of the combination literature asks the same question of the data, without a model: is the
 # mean expression shift of a pair (pair mean − control mean, per gene) the sum of its members' shifts? We report
-# $R^2$ of the observed pair shift against that sum over the {glue:text}`n_genes:d` genes, and, following Norman et
-# al., the least-squares fit $\delta_{AB} \approx c_A \delta_A + c_B \delta_B$ ($c$ far from 1, or unequal, marks
-# one member dominating or buffering). Mean shifts over about 100 cells are noisy, so each pair also gets a noise
-# reference: the $R^2$ between its shift estimated from one random half of its cells (and of the control cells) and
-# from the other half. That reference uses half the cells, so it understates how reproducible a full-size shift
-# is; an additivity $R^2$ near or below it says the pair's shift is mostly noise, not that the pair is non-additive.
+# $R^2$ of the observed pair shift against that sum over the {glue:text}`n_genes:d` genes, and, following
+# {cite:t}`norman2019`, the least-squares fit $\delta_{AB} \approx c_A \delta_A + c_B \delta_B$ ($c$ far from 1,
+# or unequal, marks one member dominating or buffering). Mean shifts over about 100 cells are noisy, so each pair
+# also gets a noise reference: the $R^2$ between its shift estimated from one random half of its cells (and of the
+# control cells) and from the other half. That reference uses half the cells, so it understates how reproducible a
+# full-size shift is; an additivity $R^2$ near or below it says the pair's shift is mostly noise, not that the pair
+# is non-additive.
 
 # %%
 shifts = cp.mean_shifts(X, condition, adata.var_names)
@@ -597,19 +773,32 @@ split_half = [cp.split_half_r2(X, condition, p, seed=SEED) for p in complete]
 additivity["split-half R²"] = split_half
 additivity["shift norm"] = [float(np.linalg.norm(shifts.loc[p])) for p in complete]
 additivity.index.name = "pair"
-additivity.to_csv(bookkit.RESULTS / "composition_additivity.csv")
-bookkit.styled(additivity)
 
-# %% [markdown]
-# The genes whose pair shift departs most from the sum of the members' shifts
-# (`composition.deviating_genes`):
+# %% tags=["remove-cell"]
+additivity.to_csv(bookkit.RESULTS / "composition_additivity.csv")
+
+# %% tags=["remove-input"]
+bookkit.table(
+    additivity.rename(
+        columns={
+            "r2_additive": "additive R²",
+            "coef_a": "c_A",
+            "coef_b": "c_B",
+            "r2_fit": "fit R²",
+        }
+    ),
+    note="Additive R²: pair shift against the sum of its members' shifts; c_A, c_B and fit "
+    "R²: the least-squares fit (A: the pair's first member); shift norm: length of the pair's "
+    "shift over all genes.",
+    link="composition_additivity.csv",
+)
 
 # %%
 deviating = {p: cp.deviating_genes(shifts, p, n=5) for p in complete}
 deviating = pd.concat(deviating, names=["pair", "rank"])
-deviating.to_csv(bookkit.RESULTS / "composition_deviating_genes.csv")
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+deviating.to_csv(bookkit.RESULTS / "composition_deviating_genes.csv")
 noise_limited = additivity.index[additivity["split-half R²"] < 0.5]
 clear = additivity.drop(index=noise_limited)
 weaker = additivity[["coef_a", "coef_b"]].min(axis=1)
@@ -635,33 +824,61 @@ recurrent = deviating.groupby("gene").size().sort_values(ascending=False)
 recurrent = ", ".join(f"{g} ({n} pairs)" for g, n in recurrent[recurrent > 1].items())
 glue("recurrent_genes", recurrent, display=False)
 
-# %%
+# %% tags=["remove-output"]
 observed = shifts.loc[complete].to_numpy().T
 additive = np.stack([shifts.loc[list(members[p])].sum() for p in complete], axis=1)
 fig = bc.pl.predicted_vs_true(observed, additive, complete)
 for ax, p in zip(fig.axes, complete):
     ax.set(xlabel="sum of members' shifts", ylabel="pair shift")
     for row in deviating.loc[p].head(3).itertuples():
-        ax.annotate(row.gene, (row.additive, row.observed), fontsize=7, color="tab:red")
-fig.set_size_inches(16, 3.4)
-what = "Mean expression shift from control, per gene"
-fig.suptitle(f"{what}: pair against the sum of its members (black: identity)")
-plt.show()
+        ax.annotate(row.gene, (row.additive, row.observed), fontsize=9, color="tab:red")
+
+# %% tags=["remove-cell"]
+bookkit.figure("fig-comp-additivity", fig)
 
 # %% [markdown]
+# ```{glue:figure} fig-comp-additivity
+# :name: fig-comp-additivity
+#
+# Mean expression shift from control of each of the {glue:text}`n_genes:d` genes in a pair's cells (vertical)
+# against the sum of its members' shifts (horizontal), one panel per pair; black: the identity, where an additive
+# pair's genes would lie. Red: the three genes that depart most from the sum.
+# ```
+#
 # The pairs whose shift is reproducible between halves of their cells (split-half $R^2$ of 0.5 or more in the
-# table) are close to additive (additivity $R^2$ at least {glue:text}`clear_r2_min:.2f`). Their fitted coefficients
-# qualify this: the stronger member's coefficient is at least {glue:text}`clear_strong_coef_min:.2f`, the weaker
-# member's at most {glue:text}`clear_weak_coef_max:.2f`, so the pair follows its strong member and only partly its
-# weak one; the additive $R^2$ stays high because the weak member's shift is small. For
-# {glue:text}`noise_limited` the split-half $R^2$ is below 0.5: their shifts are small against the noise of ~100
-# cells, and their low additivity $R^2$ cannot be read as an interaction. In {glue:text}`n_sub:d` of
-# {glue:text}`n_complete:d` pairs one coefficient is below 0.8, i.e. the pair moves less along that member's shift
-# than the member alone does. Genes that deviate most in more than one pair: {glue:text}`recurrent_genes`. The full
-# lists:
+# table) are close to additive (additivity $R^2$ at least {glue:text}`clear_r2_min:.2f`;
+# {numref}`fig-comp-additivity`). Their fitted coefficients qualify this: the stronger member's coefficient is at
+# least {glue:text}`clear_strong_coef_min:.2f`, the weaker member's at most {glue:text}`clear_weak_coef_max:.2f`,
+# so the pair follows its strong member and only partly its weak one; the additive $R^2$ stays high because the
+# weak member's shift is small. For {glue:text}`noise_limited` the split-half $R^2$ is below 0.5: their shifts are
+# small against the noise of ~100 cells, and their low additivity $R^2$ cannot be read as an interaction. In
+# {glue:text}`n_sub:d` of {glue:text}`n_complete:d` pairs one coefficient is below 0.8, i.e. the pair moves less
+# along that member's shift than the member alone does. Genes that deviate most in more than one pair:
+# {glue:text}`recurrent_genes`. The full lists (`composition.deviating_genes`) are in the dropdown.
 
-# %%
-bookkit.styled(deviating)
+# %% tags=["remove-input"]
+deviating_shown = bookkit.one_based(deviating.reset_index()).set_index(
+    ["pair", "position"]
+)[["gene", "additive", "observed", "residual"]]
+display(
+    Markdown(
+        bookkit.dropdown(
+            "The five genes per pair that depart most from additivity",
+            bookkit.table(
+                deviating_shown.rename(
+                    columns={
+                        "additive": "sum of members' shifts",
+                        "observed": "pair shift",
+                        "residual": "pair − sum",
+                    }
+                ),
+                note="Position 1: the largest departure. The members' own shifts are in "
+                "the whole table.",
+                link="composition_deviating_genes.csv",
+            ),
+        )
+    )
+)
 
 # %% [markdown]
 # ### What the model's cross terms say
@@ -676,30 +893,50 @@ bookkit.styled(deviating)
 # %%
 cross = [cp.model_cross_terms(model.model, means, p, singles) for p in complete]
 cross = pd.concat(cross, ignore_index=True)
-cross.to_csv(bookkit.RESULTS / "composition_cross_terms.csv", index=False)
-bookkit.styled(cross.set_index(["pair", "output"]))
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+cross.to_csv(bookkit.RESULTS / "composition_cross_terms.csv", index=False)
 first = cross["output"] == cross["pair"].str.split("+").str[0]
 own_effect = np.where(first, cross["y_a"], cross["y_b"]) - cross["y_control"]
 glue("max_abs_cross", float(cross["cross_term"].abs().max()), display=False)
 glue("max_own_effect", float(own_effect.max()), display=False)
 glue("n_nonadd_negative", int((cross["non_additive"] < 0).sum()), display=False)
 
+# %% tags=["remove-input"]
+bookkit.table(
+    cross.assign(own=own_effect)
+    .set_index(["pair", "output"])[
+        ["own", "cross_term", "y_additive", "y_pair", "non_additive"]
+    ]
+    .rename(
+        columns={
+            "own": "own effect",
+            "cross_term": "cross term",
+            "y_additive": "additive cell",
+            "y_pair": "pair cell",
+            "non_additive": "pair − additive",
+        }
+    ),
+    note="Own effect: the output on its own gene's mean cell minus that on the mean control "
+    "cell. Additive cell, pair cell: the output on those mean cells. The outputs on the "
+    "control and single-gene mean cells are in the whole table.",
+    link="composition_cross_terms.csv",
+)
+
 # %% [markdown]
 # The cross terms are small: at most {glue:text}`max_abs_cross:.3f` in magnitude, against single-gene effects on
 # their own output of up to {glue:text}`max_own_effect:.3f`. The model is therefore nearly additive in the shifts
 # of the two members: its quadratic forms encode almost no interaction between them, so there is nothing in them to
 # relate to the genes that deviate from additivity. The departure of the observed pair cell from the additive one
-# (*non_additive*) lowers the member output in {glue:text}`n_nonadd_negative:d` of the table's rows (two per pair),
-# in line with the sub-additive coefficients above.
+# (pair − additive) lowers the member output in {glue:text}`n_nonadd_negative:d` of the table's rows (two per
+# pair), in line with the sub-additive coefficients above.
 #
 # ## Summary
 #
-# One row per pair: the within-cell AUROC and top-two exact rate of each model on the pair's cells (never seen in
-# training) and the mean single-gene ceiling of the bilinear model; the subspace overlap of the pair output's top
-# modules with its members' modules in the second model, its null mean and $p$; and the expression additivity
-# $R^2$ with its split-half reference.
+# One row per pair for the bilinear model: its within-cell AUROC and top-two exact rate on the pair's cells (never
+# seen in training) beside its single-gene ceiling, the $p$ of the subspace overlap of the pair output's top
+# modules with its members' modules in the second model, and the expression additivity $R^2$ with its split-half
+# reference. The baselines' columns and the overlaps with their null means are in the whole table.
 
 # %%
 short = {
@@ -713,17 +950,14 @@ for name, tag in short.items():
     columns[f"top-two {tag}"] = per_pair["top_k_exact", name]
 columns["ceiling AUROC (bilinear)"] = ceiling["auroc", "bilinear MLP"]
 summary = pd.DataFrame(columns).rename_axis("pair")
-
-# %%
 summary["overlap"] = overlap["overlap"]
 summary["overlap null mean"] = overlap["null_mean"]
 summary["overlap p"] = overlap["p_value"]
 summary["additivity R²"] = additivity["r2_additive"]
 summary["split-half R²"] = additivity["split-half R²"]
-summary.to_csv(bookkit.RESULTS / "composition_summary.csv")
-bookkit.styled(summary)
 
-# %% tags=["remove-input"]
+# %% tags=["remove-cell"]
+summary.to_csv(bookkit.RESULTS / "composition_summary.csv")
 strong_in_pairs = list(
     dict.fromkeys(g for p in complete for g in members[p] if g in strong)
 )
@@ -732,15 +966,30 @@ depth = adata.obs.groupby("condition", observed=True)["ncounts"].mean()
 glue("depth_min", float(depth.min()), display=False)
 glue("depth_max", float(depth.max()), display=False)
 
+# %% tags=["remove-input"]
+bookkit.table(
+    summary[
+        [
+            "AUROC bilinear",
+            "ceiling AUROC (bilinear)",
+            "top-two bilinear",
+            "overlap p",
+            "additivity R²",
+            "split-half R²",
+        ]
+    ].rename(
+        columns={
+            "AUROC bilinear": "AUROC",
+            "ceiling AUROC (bilinear)": "ceiling AUROC",
+            "top-two bilinear": "top-two exact",
+        }
+    ),
+    link="composition_summary.csv",
+)
+
 # %% [markdown]
 # ## Conclusion
 #
-# Per pair, in numbers:
-
-# %% tags=["remove-input"]
-display(Markdown(kit.composition_bullets(summary)))
-
-# %% [markdown]
 # **Where composition holds.** A bilinear model trained on single activations, applied to cells in which two of
 # those genes were activated together, raises the members' outputs above the other genes' about as well as it
 # recognises single activations (mean within-cell AUROC on pairs: {glue:text}`auroc_ranking`, against a bilinear
@@ -762,12 +1011,30 @@ display(Markdown(kit.composition_bullets(summary)))
 #
 # **What ~100 cells per condition and 500 genes can and cannot show.** They are enough to see strong activations
 # (the largest mean shifts of the strong members: {glue:text}`strong_top_genes`; HBZ and HBG2 are haemoglobin genes,
-# expected to respond to KLF1, an erythroid transcription factor, in these erythroid-like leukaemia cells) and to test
-# additivity where shifts are large. They are not enough to detect the weak single-gene effects that most of these
-# activations have among {glue:text}`n_genes:d` genes, to tell a small interaction from noise (see the split-half references), or to
-# estimate specific modules for outputs that the model barely predicts. Mean counts per cell also differ between
-# conditions ({glue:text}`depth_min:,.0f` to {glue:text}`depth_max:,.0f`), a possible batch signature that
-# log-normalisation only partly removes and that we did not correct for. Only {glue:text}`n_complete:d` pairs have
-# both members among the singles, so none of this is a statement about combinations in general; the full Norman et
-# al. data (far more cells, pairs and genes) would answer the same questions with the same
-# `bilinear_core.composition` functions.
+# expected to respond to KLF1, an erythroid transcription factor, in these erythroid-like leukaemia cells) and to
+# test additivity where shifts are large. They are not enough to detect the weak single-gene effects that most of
+# these activations have among {glue:text}`n_genes:d` genes, to tell a small interaction from noise (see the
+# split-half references), or to estimate specific modules for outputs that the model barely predicts. Mean counts
+# per cell also differ between conditions ({glue:text}`depth_min:,.0f` to {glue:text}`depth_max:,.0f`), a possible
+# batch signature that log-normalisation only partly removes and that we did not correct for. Only
+# {glue:text}`n_complete:d` pairs have both members among the singles, so none of this is a statement about
+# combinations in general; the full Norman et al. data (far more cells, pairs and genes) would answer the same
+# questions with the same `bilinear_core.composition` functions.
+#
+# ```{admonition} Key takeaways
+# :class: tip
+#
+# Trained only on single CRISPRa activations, the bilinear MLP recognises few of them on held-out cells (mean
+# within-cell AUROC {glue:text}`single_auroc_mean:.2f`, top-1 {glue:text}`single_top1_mean:.0%`); only
+# {glue:text}`strong_singles` stand out. On the {glue:text}`n_complete:d` unseen pairs the members' outputs rise
+# above the others about as well as in single-gene cells (mean within-cell AUROC
+# {glue:text}`pair_auroc_bilinear:.2f` against a single-gene ceiling of {glue:text}`ceil_auroc_bil:.2f`), and
+# logistic regression and nearest centroid do as well ({glue:text}`pair_auroc_logistic:.2f` and
+# {glue:text}`pair_auroc_centroid:.2f`). Both members are a cell's two highest outputs in only
+# {glue:text}`pair_top2_bilinear:.1%` of pair cells (baselines: {glue:text}`pair_top2_logistic:.1%` and
+# {glue:text}`pair_top2_centroid:.1%`): a pair's cells carry its stronger member's signature, and the pairs'
+# expression shifts follow the stronger member too. The model's cross terms (at most
+# {glue:text}`max_abs_cross:.3f`, against own effects of up to {glue:text}`max_own_effect:.3f`) encode almost no
+# interaction, so what composes here is the sum of a strong and a weak signature; with about 100 cells per
+# condition and {glue:text}`n_genes:d` genes, this fixture cannot show more.
+# ```

@@ -17,8 +17,17 @@ from bilinear_core.interpret import Modules, gene_ranks, module_auroc, orient_mo
 from bilinear_core.report import ModuleReport, enrichment_table, summary_table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))  # the book's helpers: bookkit
+import bookkit  # noqa: E402
+from bookkit import cell_typing as kit  # noqa: E402
 from bookkit.cell_typing import class_dropdown  # noqa: E402
-from bookkit.interpretation import describe_gene_ranks, module_interpretation, module_report_parts  # noqa: E402
+from bookkit.interpretation import (  # noqa: E402
+    describe_gene_ranks,
+    enrichment_display,
+    module_interpretation,
+    module_report_parts,
+    readable,
+    top_genes_display,
+)
 
 
 def _modules_2genes():
@@ -109,12 +118,12 @@ def test_gene_ranks_and_sentence():
         describe_gene_ranks(pd.DataFrame({"gene": ["x"]}), n_top=2)
 
 
-def _report(output="a", terms=("T1", "T2")):
+def _report(output="a", terms=("T1", "T2"), library="toy"):
     genes = bc.top_genes(_five_gene_modules(), "a", min_genes=2).assign(output=output)
     enrichment = pd.DataFrame(
         {
             "sign": ["positive"] * len(terms),
-            "library": "toy",
+            "library": library,
             "term": list(terms),
             "overlap": "1/3",
             "p_value": 0.001,
@@ -143,29 +152,99 @@ def test_summary_table_and_parts():
     with pytest.raises(ValueError, match="sign must be one of"):
         enrichment_table(reports["a"], "up")
     parts = module_report_parts(reports["a"], n_genes=2)
-    assert parts[1].equals(reports["a"].top_table(2))
+    top = parts[1]  # the top table, ranked from 1 as the book counts
+    assert top.index.tolist() == [1, 2] and top.index.name == "rank"
+    assert top.to_numpy().tolist() == reports["a"].top_table(2).to_numpy().tolist()
+    assert top.to_numpy().tolist() == [["g0", "g3"], ["g4", "g1"]]  # loadings 0.5, 0.3 and -0.7, -0.2
     texts = [p for p in parts if isinstance(p, str)]
     assert "- Positive: T1; T2\n- Negative: none" in texts
     assert texts[-3] == "No term passes adjusted p ≤ 0.05."  # the negative pole has no term
     assert texts[-1] == "*All 2 negative genes*: g3, g1"
+    without = module_report_parts(reports["a"], n_genes=2, key_terms=False)
+    assert [p for p in without if isinstance(p, str) and "Key terms" in p] == []
+    assert len(without) == len(parts) - 2 and without[-1] == parts[-1]
     assert [type(p) for p in parts].count(pd.DataFrame) == 2  # top-gene table and the positive enrichment
+
+
+def test_enrichment_display_fits_the_column():
+    long_term = "REACTOME_REGULATION_OF_BETA_CELL_DEVELOPMENT"
+    report = _report(terms=(long_term, "T2"), library="GO_Biological_Process_2023")
+    shown = enrichment_display(report, "positive")
+    assert shown.columns.tolist() == ["term", "library", "overlap", "adjusted p"]
+    assert shown.index.tolist() == [1, 2] and shown.index.name == "rank"  # ranked from 1
+    assert shown["term"].tolist() == ["REACTOME REGULATION OF BETA CELL DEVELOPMENT", "T2"]  # can wrap
+    assert shown["library"].tolist() == ["GO Biological Process 2023"] * 2
+    assert shown["adjusted p"].tolist() == ["0.012", "0.04"]
+    assert len(enrichment_display(report, "negative")) == 0
+    assert readable("a_b_c") == "a b c" and readable("Tight junction") == "Tight junction"
+    assert top_genes_display(report, 1).index.tolist() == [1]
+    # the saved enrichment keeps the libraries' own spelling
+    assert report.enrichment["term"].iloc[0] == long_term
 
 
 def test_class_dropdown_holds_figure_interpretation_tables_and_ranks():
     modules = _five_gene_modules()
     ranks = gene_ranks(modules, "a", ["g0", "g2", "nope"], min_genes=2)
-    fig, _ = plt.subplots()
-    text = class_dropdown("a", fig, _report(), modules, auroc=0.75, ranks=ranks)
-    assert text.startswith("::::{dropdown} a\n") and "data:image/png;base64," in text
+    fig, _ = plt.subplots(figsize=(4, 3))
+    figure = bookkit.figure_markdown(fig, "fig-celltyping-a", "Cell type a.")
+    text = class_dropdown("a", figure, _report(), modules, auroc=0.75, ranks=ranks)
+    assert text.startswith("::::{dropdown} a\n")
+    assert "```{figure} data:image/svg+xml;base64," in text and ":name: fig-celltyping-a" in text
+    assert text.index("```{figure}") < text.index("**Module 0.**")  # the figure comes first
     assert not plt.fignum_exists(fig.number)  # the embedded figure is closed
-    assert "**Overall interpretation (generated)**" in text
+    assert "generated" not in text.lower()
+    assert "**Module 0.** Module 0 of a has eigenvalue λ = 1" in text
     assert "separates a cells from the rest with AUROC 0.75 (a cells score high)" in text
-    assert "- Positive: T1; T2\n- Negative: none" in text  # the tables of module_report_parts follow
+    assert "- **Positive pole**: led by g0, g4. Enriched: T1; T2." in text
+    assert "Key terms" not in text  # named by the interpretation already
+    assert "**Enrichment of the positive pole** (top 15 by adjusted p)" in text  # module_report_parts follow
     assert text.endswith(  # 5 genes: top lists of 2 per sign; genes outside them only counted
         "**The post's top-10 genes (both poles) in our module 0**: g0 (positive, position 1) is in the top-2 "
         "list of their sign; 1 gene is outside the top lists; nope is not among the genes of the data.\n\n::::"
     )
-    assert "top-10" not in class_dropdown("a", plt.figure(), _report(), modules, auroc=0.75)
+    assert "top-10" not in class_dropdown("a", figure, _report(), modules, auroc=0.75)
+
+
+def test_figure_names_and_captions():
+    assert kit.figure_name("Ngn3 high EP") == "fig-celltyping-ngn3-high-ep"
+    assert kit.figure_name("Pre-endocrine") == "fig-celltyping-pre-endocrine"
+    caption = kit.modules_caption("Alpha", 0.9812)
+    assert "Module 0 separates Alpha cells from the rest with AUROC 0.98." in caption
+    assert "Modules 1 and 2 are not reproducible across seeds (see {ref}`trust-stability`)" in caption
+
+
+def test_library_and_summary_displays_fit():
+    table = pd.DataFrame(
+        {
+            "used here": ["GO_Molecular_Function_2022", "KEGG_2019_Mouse"],
+            "match": ["stand-in", "exact"],
+            "source": ["x.gmt in data/genesets", "y"],
+            "gene sets": [1963, 303],
+            "mouse genes matched": ["by upper-cased symbol to human symbols", "by symbol (mouse)"],
+        },
+        index=pd.Index(["GO_Molecular_Function_2023", "KEGG_2019_Mouse"], name="post's library"),
+    )
+    shown = kit.library_display(table)
+    assert shown.index.tolist() == ["GO Molecular Function 2023", "KEGG 2019 Mouse"]
+    assert shown["symbols"].tolist() == ["human (upper-cased)", "mouse"]
+    assert shown["gene sets"].tolist() == [1963, 303]
+    assert shown.shape[1] + 1 <= bookkit.MAX_COLUMNS
+    summary = pd.DataFrame(  # the columns in the order the chapter's summary_table call gives them
+        [[10, 0.9, 0.95, 0.5, 0.9, "0 (0.95)", 0, 0.01, "A, B", "C", "TERM_ONE", "–"]],
+        index=pd.Index(["Beta"], name="output"),
+        columns=["validation cells", "validation accuracy", "AUROC module 0", "share of ‖Q‖² in λ0",
+                 "|λmin| / λ0", "best of modules 0–2 (AUROC)", "module", "eigenvalue", *kit.SUMMARY_GENES],
+    )  # fmt: skip
+    numbers, genes = kit.summary_numbers(summary), kit.summary_genes(summary)
+    assert numbers.columns.tolist() == ["cell type", *kit.SUMMARY_NUMBERS]
+    assert numbers["cell type"].tolist() == ["Beta"] and numbers["eigenvalue"].tolist() == [0.01]
+    assert genes["positive terms"].tolist() == ["TERM ONE"] and genes["negative terms"].tolist() == ["–"]
+    assert summary.loc["Beta", "positive terms"] == "TERM_ONE"  # the saved summary is left as it is
+    # together they show every column of the summary but the constant module number, each fitting the column
+    assert set(numbers.columns) | set(genes.columns) == set(summary.columns) - {"module"} | {"cell type"}
+    html = bookkit.table(numbers, index=False, formats=kit.SUMMARY_FORMATS).html  # raises above MAX_COLUMNS
+    assert ">0.900</td>" in html and ">0.0100</td>" in html and ">0.50</td>" in html
+    bookkit.table(genes, index=False)
 
 
 def test_module_interpretation_numbers():
@@ -192,9 +271,9 @@ def test_module_overview_figure():
     fig = bc.pl.module_overview(modules, "A", scores, labels)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles[1:] == [
-        "module 0: λ = 2, AUROC(A) = 0.00",
-        "module 1: λ = 1, AUROC(A) = 1.00",
-        "module 2: λ = -0.5, AUROC(A) = 0.50",
+        "module 0: λ = 2\nAUROC(A) = 0.00",
+        "module 1: λ = 1\nAUROC(A) = 1.00",
+        "module 2: λ = -0.5\nAUROC(A) = 0.50",
     ]
     plt.close(fig)
     fig = bc.pl.module_overview(modules, "A", scores[:, :2], labels, target=np.arange(10.0))

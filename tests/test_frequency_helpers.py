@@ -25,6 +25,8 @@ from bilinear_core.interpret import Modules, module_target_correlations  # noqa:
 from bilinear_core.report import ModuleReport  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "notebooks"))  # the book's helpers (bookkit)
+import bookkit  # noqa: E402
+from bookkit import frequencies as kit  # noqa: E402
 from bookkit.interpretation import regression_interpretation  # noqa: E402
 
 
@@ -246,3 +248,144 @@ def test_mean_expansion_errors(small_model):
         mean_expansion(small_model, np.ones((3, 12)), center=np.ones(3))
     with pytest.raises(ValueError, match="without biases"):
         mean_expansion(BilinearMLP(12, 4, 3, bias=True), np.ones((3, 12)))
+
+
+def _freq_report(n_genes=12, with_terms=True):
+    """A module report of 'frequency 1' with ``n_genes`` genes per pole and three terms on the positive pole."""
+    genes = pd.DataFrame(
+        {
+            "output": "frequency 1",
+            "module": 0,
+            "sign": ["positive"] * n_genes + ["negative"] * n_genes,
+            "rank": list(range(n_genes)) * 2,
+            "gene": [f"p{i}" for i in range(n_genes)] + [f"n{i}" for i in range(n_genes)],
+        }
+    )
+    terms = pd.DataFrame(
+        {
+            "sign": ["positive"] * 3,
+            "library": ["GO_Biological_Process_2023"] * 3,
+            "term": ["term a", "term b", "REACTOME_TERM_C"],
+            "overlap": ["3/10", "2/10", "2/30"],
+            "adjusted_p": [0.001, 0.01, 0.04],
+        }
+    )
+    terms = terms if with_terms else terms.iloc[:0]
+    return ModuleReport("frequency 1", 0, 3.0, genes, terms)
+
+
+def test_readable_headers():
+    report = pd.DataFrame(
+        {"mae": [0.1], "std": [1.0], "iqr": [2.0], "r2": [0.9], "pearson_r": [0.95], "other_name": [1]},
+        index=pd.Index(["frequency 0"], name="output"),
+    )
+    shown = kit.readable(report)
+    assert shown.columns.tolist() == ["MAE", "SD", "IQR", "R²", "Pearson r", "other_name"]
+    pd.testing.assert_frame_equal(shown.set_axis(report.columns, axis=1), report)  # values and index untouched
+    assert report.columns[0] == "mae"  # not renamed in place
+    # every header a reader sees is free of the library's snake_case
+    assert not any("_" in h for h in kit.HEADERS.values())
+
+
+def test_compare_fits():
+    index = pd.Index(["f0", "f1"], name="output")
+    a = pd.DataFrame({"mae": [0.1, 0.2], "r2": [0.9, 0.8], "pearson_r": [0.95, 0.9]}, index=index)
+    b = pd.DataFrame({"mae": [0.5, 0.6], "r2": [-0.1, 0.2], "pearson_r": [0.3, 0.4]}, index=index)
+    table = kit.compare_fits({"L2": a, "decoupled": b})
+    assert table.columns.tolist() == [
+        ("MAE", "L2"),
+        ("MAE", "decoupled"),
+        ("R²", "L2"),
+        ("R²", "decoupled"),
+        ("Pearson r", "L2"),
+        ("Pearson r", "decoupled"),
+    ]
+    assert table.loc["f1", ("MAE", "decoupled")] == 0.6
+    assert table.loc["f0", ("R²", "decoupled")] == -0.1
+    html = bookkit.table(table, precision=2)._repr_html_()  # fits: 6 columns and the index
+    assert ">decoupled<" in html and ">-0.10<" in html
+    assert table.index.equals(index)
+    with pytest.raises(ValueError, match="outputs"):
+        kit.compare_fits({"L2": a, "other": b.iloc[:1]})
+    with pytest.raises(KeyError, match="r2"):
+        kit.compare_fits({"L2": a, "other": b.drop(columns="r2")})
+    with pytest.raises(ValueError, match="empty"):
+        kit.compare_fits({})
+
+
+def test_top_genes_and_terms_are_one_based():
+    report = _freq_report()
+    top = kit.top_genes(report, 3)
+    assert top.index.name == "position" and top.index.tolist() == [1, 2, 3]
+    assert top["positive"].tolist() == ["p0", "p1", "p2"]
+    assert top["negative"].tolist() == ["n0", "n1", "n2"]
+    terms = kit.enriched_terms(report, "positive", 2)
+    assert terms.index.tolist() == [1, 2]
+    assert terms["term"].tolist() == ["term a", "term b"]
+    assert terms["library"].tolist() == ["GO Biological Process 2023"] * 2
+    assert terms["adjusted p"].tolist() == ["0.001", "0.01"]
+    assert len(kit.enriched_terms(report, "negative")) == 0
+
+
+def test_regression_dropdown_parts():
+    report = _freq_report()
+    modules = Modules(np.array([[3.0, 1.0, -2.0]]), np.eye(3)[None], ["frequency 1"], ["x", "y", "z"])
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1], [0, 1])
+    figure = bookkit.figure_markdown(fig, "fig-freq-test", kit.modules_caption("frequency 1", 0.06))
+    best = pd.Series({"module": 2, "r": -0.87, "eigenvalue": -2.0})
+    note = "*Not a finding.*"
+    text = kit.regression_dropdown("Frequency 1, module 0", figure, report, modules, 0.06, best=best, note=note)
+    assert text.startswith("::::{dropdown} Frequency 1, module 0\n\n*Not a finding.*\n\n```{figure} data:image/svg")
+    assert text.rstrip().endswith("::::")
+    assert ":name: fig-freq-test" in text and "(module 0: r = 0.06)" in text
+    assert text.index("Not a finding") < text.index("{figure}") < text.index("hardly follow frequency 1")
+    assert "module 2 (r = -0.87, λ = -2)" in text and "among all 3" in text
+    assert "(generated)" not in text
+    # the top genes with 1-based positions, at most 10, and the served CSVs linked
+    assert ">p9<" in text and ">p10<" not in text and ">1<" in text and ">0<" not in text
+    assert 'href="../results/frequencies_module0_genes.csv"' in text
+    assert 'href="../results/frequencies_module0_enrichment.csv"' in text
+    # names wrap: underscores shown as spaces
+    assert "REACTOME TERM C" in text and "GO Biological Process 2023" in text and "_TERM" not in text
+    assert "Terms enriched in the negative pole" in text and "No term passes adjusted p ≤ 0.05." in text
+    # no figure, no note, no terms at all
+    text = kit.regression_dropdown("F", "", _freq_report(with_terms=False), modules, 0.5)
+    assert "{figure}" not in text and "Not a finding" not in text
+    assert text.count("No term passes adjusted p ≤ 0.05.") == 2
+    assert "frequencies_module0_enrichment.csv" not in text
+
+
+def test_summary_tables():
+    summary = pd.DataFrame(
+        {
+            "eigenvalue of L": [0.092],
+            "validation MAE": [0.0021],
+            "target IQR": [0.0371],
+            "validation R²": [0.972],
+            "r module 0": [0.01],
+            "best |r| (module)": ["0.93 (202)"],
+            "linear share": [0.97],
+            "module": [0],
+            "eigenvalue": [0.00171],
+            "positive genes": ["Hspe1, Mdk"],
+            "negative genes": ["Ttr, Tmsb4x"],
+            "positive terms": ["REACTOME_METABOLISM_OF_RNA"],
+            "negative terms": ["Oxidative phosphorylation"],
+        },
+        index=pd.Index(["frequency 0"], name="output"),
+    )
+    html = kit.summary_metrics(summary)._repr_html_()
+    for header in ("λ", "validation R²", "r, module 0", "best |r| (module)", "linear share"):
+        assert f">{header}<" in html
+    assert "target IQR" not in html and "validation MAE" not in html and "Hspe1" not in html
+    assert ">0.092<" in html and ">0.972<" in html and ">0.93 (202)<" in html and ">0.01<" in html
+    assert 'href="../results/frequencies_summary.csv"' in html
+    text = kit.summary_dropdown("Genes", summary, note="*Not a finding.*")
+    assert text.startswith("::::{dropdown} Genes\n\n*Not a finding.*")
+    assert "Hspe1, Mdk" in text and "Oxidative phosphorylation" in text and "0.0021" not in text
+    assert "REACTOME METABOLISM OF RNA" in text and "REACTOME_" not in text
+    with pytest.raises(KeyError, match="linear share"):
+        kit.summary_metrics(summary.drop(columns="linear share"))
+    with pytest.raises(KeyError, match="negative terms"):
+        kit.summary_dropdown("Genes", summary.drop(columns="negative terms"))

@@ -305,3 +305,226 @@ def test_embed_passes_solver_transformer_and_epochs(monkeypatch, toy_adata):
     assert calls["neighbors"] == {"n_neighbors": 7, "random_state": 3, "transformer": "sklearn"}
     assert calls["umap"] == {"random_state": 3, "maxiter": 20}
     assert "7 exact neighbours, seed 3" in toy_adata.uns["umap_source"]
+
+
+# --- the perturbation chapter's helpers (notebooks/bookkit/perturbations.py) ---
+
+
+@pytest.fixture
+def kit(monkeypatch):
+    monkeypatch.syspath_prepend(str(BOOK))
+    from bookkit import perturbations
+
+    return perturbations
+
+
+def enrichment_rows(rows):
+    """An enrichment table as module_report stores it (sign, library, term, p-value, adjusted p), by adjusted p."""
+    table = pd.DataFrame(rows, columns=["sign", "library", "term", "p_value", "adjusted_p"])
+    table["overlap"] = "1/10"
+    return table.sort_values(["adjusted_p", "p_value"], kind="stable").reset_index(drop=True)
+
+
+def planted_terms_case():
+    """Two drugs, A (primary 'a up', second 'a bell') and B (primary 'b down'), plus a shared stress set."""
+    programs = pd.DataFrame(
+        {
+            "name": ["a up", "b down", "a bell", "stress"],
+            "drug": ["A", "B", "A", "all"],
+            "library": ["L", "L", "M", "L"],
+            "term": ["TA", "TB", "TC", "TS"],
+            "direction": ["up", "down", "up", "up"],
+            "primary": [True, True, False, False],
+        }
+    )
+    a = enrichment_rows(
+        [
+            ("positive", "L", "TX", 1e-9, 1e-8),  # an unplanted term above A's own
+            ("positive", "L", "TA", 1e-6, 1e-5),
+            ("positive", "M", "TC", 0.2, 0.4),  # A's second program: not significant, still listed
+            ("positive", "L", "TS", 1e-3, 0.01),  # stress: significant
+            ("negative", "L", "TB", 1e-4, 1e-3),  # B's program on A's negative pole: significant
+            ("negative", "L", "TA", 0.3, 0.5),  # A's own set on the wrong pole: not listed
+        ]
+    )
+    b = enrichment_rows(
+        [
+            ("positive", "L", "TA", 0.01, 0.2),  # A's set, not significant: not listed
+            ("positive", "L", "TS", 0.02, 0.3),
+        ]
+    )  # B's own set has no hit on its negative pole
+    reports = {drug: report.ModuleReport(drug, 0, 1.0, pd.DataFrame(), table) for drug, table in (("A", a), ("B", b))}
+    adata = AnnData(np.zeros((1, 1), dtype=np.float32))
+    adata.uns["planted"] = {"programs": programs}
+    return adata, reports, programs
+
+
+def test_planted_terms_table_lists_own_sets_always_and_others_when_significant(kit):
+    adata, reports, programs = planted_terms_case()
+    found = kit.planted_terms_table(adata, reports)
+    assert list(found.columns) == ["planted set", "planted for", "pole", "rank in library", "adjusted p"]
+    assert list(found.index) == ["A", "A", "A", "A", "B"]
+    rows = [tuple(r) for r in found.reset_index()[["drug", "planted set", "pole"]].to_numpy()]
+    # A: primary first, then its second program, then the other sets by adjusted p; B: its own set only
+    assert rows == [
+        ("A", "a up", "positive"),
+        ("A", "a bell", "positive"),
+        ("A", "b down", "negative"),
+        ("A", "stress", "positive"),
+        ("B", "b down", "negative"),
+    ]
+    a = found.loc["A"].set_index("planted set")
+    assert a.loc["a up", "rank in library"] == 2 and a.loc["a up", "adjusted p"] == 1e-5  # TX ranks first in L
+    assert a.loc["a bell", "rank in library"] == 1 and a.loc["a bell", "adjusted p"] == 0.4
+    assert a.loc["b down", "rank in library"] == 1 and a.loc["stress", "rank in library"] == 3  # TX, TA, TS
+    b = found.loc[["B"]].iloc[0]
+    assert np.isnan(b["rank in library"]) and np.isnan(b["adjusted p"])  # no hit: listed, rank missing
+    shown = kit.planted_terms_display(found)
+    assert list(shown.columns) == ["drug", "planted set", "planted for", "pole", "rank in library", "adjusted p"]
+    assert list(shown["drug"]) == ["A", "A", "A", "A", "B"]
+    sentence = kit.planted_terms_sentence(found, programs)
+    assert "A rank 2 and B no hit" in sentence
+    assert "Other drugs' programs come back 1 times, all on the negative pole" in sentence
+    assert sentence.endswith("The stress program of dying wells comes back for A.")
+    takeaway = kit.planted_terms_takeaway(found, programs)
+    assert takeaway.startswith("In module 0's enrichment the drugs' primary programs rank")
+    assert takeaway.endswith("and other drugs' programs come back 1 times, all on the negative pole.")
+
+
+def test_planted_terms_sentence_when_every_primary_program_ranks_first(kit):
+    _, _, programs = planted_terms_case()
+    found = pd.DataFrame(
+        {
+            "planted set": ["a up", "b down", "a up"],
+            "planted for": ["A", "B", "A"],
+            "pole": ["positive", "negative", "positive"],
+            "rank in library": [1.0, 1.0, 3.0],
+            "adjusted p": [1e-9, 1e-4, 1e-3],
+        },
+        index=pd.Index(["A", "B", "B"], name="drug"),
+    )
+    sentence = kit.planted_terms_sentence(found, programs)
+    assert sentence.startswith("Each drug's primary program is the top term of its library")
+    assert "come back 1 times, all on the negative pole" not in sentence  # A's set on B's positive pole
+    assert "come back 1 times, 0 on the negative pole" in sentence
+
+
+def recovery_rows():
+    return pd.DataFrame(
+        {
+            "program": ["p up", "q down"],
+            "direction": ["up", "down"],
+            "planted genes in the model's genes": ["8 of 10", "5 of 9"],
+            "AUROC module 0": [0.90, 0.60],
+            "AUROC best of modules 0–2": [0.90, 0.75],
+            "best module": [0, 2],
+            "precision top-50 module 0": [0.8, 0.1],
+            "term rank module 0": [1.0, np.nan],
+            "Spearman module 0 vs dose": [0.9, 0.2],
+            "AUROC Wilcoxon": [0.95, 0.59],
+            "precision top-50 Wilcoxon": [0.9, 0.2],
+            "term rank Wilcoxon": [1.0, 3.0],
+            "Spearman Wilcoxon signature vs dose": [0.8, 0.1],
+        },
+        index=pd.Index(["P", "Q"], name="drug"),
+    )
+
+
+def test_recovery_table_is_long_and_keeps_every_value(kit):
+    recovery = recovery_rows()
+    shown = kit.recovery_table(recovery)
+    assert shown.shape == (4, 4) and shown.index.names == ["drug", "method"]
+    assert list(shown.columns) == ["AUROC", "planted share of top 50", "term rank in library", "Spearman with dose"]
+    p0 = shown.loc[("P", "module 0")]
+    assert list(p0) == [0.90, 0.8, 1.0, 0.9]
+    qw = shown.loc[("Q", "Wilcoxon")]
+    assert list(qw) == [0.59, 0.2, 3.0, 0.1]
+    assert np.isnan(shown.loc[("Q", "module 0"), "term rank in library"])
+    text = kit.recovery_sentences(recovery, 5000)
+    assert text.startswith("Of each primary program's planted genes, 8 of 10 (P) and 5 of 9 (Q) are among the 5,000")
+    assert "better than module 0 for Q (module 2, AUROC 0.75)" in text
+    assert text.endswith("Module 0 misses the program of Q (AUROC below 0.65).")
+    headline = kit.recovery_headline(recovery)  # P: −0.05 (worse), Q: +0.01 (equal within 0.02)
+    assert "as well as it for Q; worse than it for P" in headline and "better" not in headline
+    comparison = kit.recovery_comparison(recovery)
+    assert comparison.startswith("Module 0 ranks the planted genes as well as the Wilcoxon test for Q and worse for P")
+    better = recovery.assign(**{"AUROC Wilcoxon": [0.5, 0.59]})  # P: +0.40
+    assert "genes better than the Wilcoxon test for P and as well for Q (" in kit.recovery_comparison(better)
+    takeaway = kit.recovery_takeaway(recovery)
+    assert "AUROC 0.60 to 0.90" in takeaway and "it does as well for Q and worse for P" in takeaway
+    assert "no planted truth" in kit.recovery_takeaway(None)
+
+
+def test_chapter_sentences_flip_with_real_and_simulated_data(kit):
+    simulated = AnnData(np.zeros((1, 1), dtype=np.float32))
+    simulated.uns["dataset"] = {"simulated": True, "file": None}
+    real = AnnData(np.zeros((1, 1), dtype=np.float32))
+    real.uns["dataset"] = {"simulated": False, "file": "srivatsan_2020_sciplex2.h5ad"}
+    assert kit.data_label(simulated) == "simulated data" and kit.data_label(real) == "sci-Plex2 data"
+    assert kit.simulation_warning(simulated) == kit.SIMULATED_SCIPLEX2 and kit.simulation_warning(real) == ""
+    assert kit.sciplex2_name(real) == "the real sci-Plex2 data (srivatsan_2020_sciplex2.h5ad)"
+    auroc0 = pd.Series({"P": 0.7, "Q": 0.95})
+    recovery = recovery_rows()
+    answer = kit.chapter_answer(simulated, recovery, auroc0)
+    assert "simulation" in answer and "AUROC 0.60 to 0.90" in answer
+    assert "their gene set's rank in its library is 1 (P) and no hit (Q)" in answer
+    recovery.loc["Q", "term rank module 0"] = 1.0
+    assert "their gene set is the top term of its library" in kit.chapter_answer(simulated, recovery, auroc0)
+    real_answer = kit.chapter_answer(real, None, auroc0)
+    assert "AUROC 0.70 to 0.95" in real_answer and "hypotheses" in real_answer
+    report_ = pd.DataFrame({"MAE, treated cells": [0.2, 1.5]}, index=["SAHA", "Dex"])
+    assert kit.hardest_drug_clause(report_) == "as in the post, Dex's dose is the hardest to read"
+    assert "here it is SAHA's" in kit.hardest_drug_clause(
+        report_.iloc[::-1].assign(**{"MAE, treated cells": [0.2, 1.5]})
+    )
+
+
+def test_design_table_pairs_counts_with_viability(kit):
+    cells = pd.DataFrame({"BMS": [1200, 3], "SAHA": [1100, 250]}, index=pd.Index([0.0, 100.0], name="dose"))
+    viability = pd.DataFrame(
+        {"SAHA": [1.0, 0.41], "BMS": [1.0, 0.026], "Dex": [1.0, 0.9]}, index=pd.Index([0.0, 100.0], name="dose")
+    )
+    shown = kit.design_table(cells, viability)
+    assert list(shown.index) == ["0", "100"] and list(shown.columns) == ["BMS", "SAHA"]
+    assert shown.loc["0", "BMS"] == "1,200 (1.00)" and shown.loc["100", "BMS"] == "3 (0.03)"
+    assert shown.loc["100", "SAHA"] == "250 (0.41)"
+
+
+def test_treatment_legend_matches_the_scatter_colours(kit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    labels = np.array(["vehicle", "BMS", "SAHA", "Dex", "BMS", "vehicle"])
+    values = np.arange(12.0).reshape(6, 2)
+    fig = pl.predicted_vs_true(values, values, ["a", "b"], labels=labels)
+    kit.add_treatment_legend(fig, labels)
+    legend = {h.get_label(): h.get_color() for h in fig.legends[0].legend_handles}
+    scatter = fig.axes[0].collections[0]
+    colours = scatter.to_rgba(scatter.get_array())
+    for label, colour in legend.items():
+        np.testing.assert_allclose(
+            colours[labels == label], [matplotlib.colors.to_rgba(colour)] * (labels == label).sum()
+        )
+    assert list(legend) == ["BMS", "Dex", "SAHA", "vehicle"]
+
+
+def test_moderate_dose_takeaway_follows_the_thresholds(kit):
+    table = pd.DataFrame(
+        {
+            "eigenvalue": [0.3, 0.2],
+            "peak dose (mean score)": [100.0, 5.0],
+            "r with monotone program's response": [0.99, 0.1],
+            "r with moderate-dose response": [-0.1, 0.8],
+            "AUROC monotone genes": [0.99, 0.5],
+            "AUROC moderate-dose genes": [0.6, 0.75],
+        },
+        index=pd.Index(["module 0", "module 1"], name="SAHA"),
+    )
+    assert kit.moderate_dose_takeaway(table).startswith("SAHA's module 1 follows the planted moderate-dose program")
+    weak = table.assign(**{"r with moderate-dose response": [-0.1, 0.4]})
+    assert kit.moderate_dose_takeaway(weak).startswith("None of SAHA's modules 0–2 follows")
+    assert "at best r = 0.40" in kit.moderate_dose_takeaway(weak)
+    shown = kit.moderate_dose_display(table)
+    assert list(shown.index) == [0, 1] and shown.index.name == "SAHA module"
+    assert shown.loc[1, "AUROC, moderate-dose genes"] == 0.75 and shown.loc[0, "peak dose"] == 100.0
+    assert "no module among the first three clearly captures" in kit.moderate_dose_sentence(weak)

@@ -56,6 +56,9 @@ def test_table_formats_fits_and_links():
     # the text column, and only it, is left-aligned
     style = html[: html.index("</style>")]
     assert "text-align: left" in style and "row1_col0" in style and "_col1" not in style and "_col2" not in style
+    assert "th.col0 {\n  text-align: left" in style and "th.col1" not in style  # and its header
+    html = bookkit.table(df, precision=2, formats={"n": "{:.1f}"}, index=False)._repr_html_()
+    assert ">1234.0</td>" in html and ">0.99</td>" in html  # a format for one column leaves the others' precision
     with pytest.raises(ValueError, match="9 columns"):
         bookkit.table(pd.DataFrame(np.zeros((2, 8))))  # 8 columns and the index
 

@@ -132,14 +132,14 @@ def sciplex2_or_simulated(seed: int = 0, download: bool = True, filter_cells: bo
 
 # functions only: the API reference documents what __all__ lists, and the constants above are described in the
 # module docstring (their doc-comments live in the private _sciplex2)
-__all__ = [
-    "data_dir",
+__all__ = [  # in the order of the module docstring (and of the API page)
+    "pancreas",
+    "norman19",
+    "sciplex2",
+    "simulated_sciplex2",
+    "sciplex2_or_simulated",
+    "sciplex2_design",
     "harmonize_sciplex2",
     "load_library",
-    "norman19",
-    "pancreas",
-    "sciplex2",
-    "sciplex2_design",
-    "sciplex2_or_simulated",
-    "simulated_sciplex2",
+    "data_dir",
 ]

@@ -162,11 +162,12 @@ def table(
     )
     styler = shown.style.format(precision=precision, thousands=",", na_rep="—")
     if formats:
-        styler = styler.format(
-            {c.replace("_", " "): f for c, f in formats.items()}, na_rep="—"
-        )
+        formats = {c.replace("_", " "): f for c, f in formats.items()}
+        styler = styler.format(formats, subset=list(formats), na_rep="—")
     text = [c for c in shown.columns if _is_text(shown[c])]
     styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    left = [{"selector": "th", "props": "text-align: left"}]
+    styler = styler.set_table_styles({c: left for c in text}, overwrite=False)
     styler = styler.set_table_attributes('class="bookkit-table"').set_uuid(
         f"bk{next(_table_ids)}"
     )
@@ -260,7 +261,9 @@ def join_and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def one_based(df: pd.DataFrame, column: str = "rank", name: str = "position") -> pd.DataFrame:
+def one_based(
+    df: pd.DataFrame, column: str = "rank", name: str = "position"
+) -> pd.DataFrame:
     """``df`` with its 0-based ``column`` shown as a 1-based ``name`` (1 = first), as the book counts."""
     shown = df.rename(columns={column: name})
     shown[name] = shown[name] + 1

@@ -1,6 +1,8 @@
-"""Helpers of the cell-typing chapter (02)."""
+"""Helpers of the cell-typing chapter (02): figure names and captions, display tables, per-class dropdowns."""
 
 from __future__ import annotations
+
+import re
 
 import pandas as pd
 
@@ -12,7 +14,38 @@ from bookkit.interpretation import (
     describe_gene_ranks,
     module_interpretation,
     module_report_parts,
+    not_reproducible,
+    readable,
 )
+
+#: The columns of the chapter's summary table shown as numbers, and those shown as genes and terms.
+SUMMARY_NUMBERS = [
+    "validation cells",
+    "validation accuracy",
+    "AUROC module 0",
+    "eigenvalue",
+    "share of ‖Q‖² in λ0",
+    "|λmin| / λ0",
+    "best of modules 0–2 (AUROC)",
+]
+SUMMARY_GENES = ["positive genes", "negative genes", "positive terms", "negative terms"]
+
+
+def figure_name(cell_type: str) -> str:
+    """The book-wide label of a cell type's module figure: ``"Ngn3 high EP"`` → ``"fig-celltyping-ngn3-high-ep"``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", cell_type.lower()).strip("-")
+    return f"fig-celltyping-{slug}"
+
+
+def modules_caption(cell_type: str, auroc: float) -> str:
+    """The caption of a cell type's :func:`bilinear_core.pl.modules` figure, ``auroc`` that of its module 0."""
+    return (
+        f"{cell_type} at a glance. Top left: the 20 largest-magnitude eigenvalues of "
+        f"$\\mathbf{{Q}}_\\text{{{cell_type}}}$ (red positive, blue negative). The other panels: every cell's "
+        f"score on modules 0, 1 and 2, one histogram per cell type (each of unit area), {cell_type} cells "
+        f"filled; each title gives the module's eigenvalue and AUROC. Module 0 separates {cell_type} cells "
+        f"from the rest with AUROC {auroc:.2f}. {not_reproducible()}"
+    )
 
 
 def class_dropdown(
@@ -24,21 +57,74 @@ def class_dropdown(
     ranks: pd.DataFrame | None = None,
     ranks_label: str = "The post's top-10 genes (both poles) in our module 0",
 ) -> str:
-    """A :func:`dropdown` on one class's module: ``figure`` (from :func:`figure_markdown`), generated interpretation and tables.
+    """A :func:`dropdown` on one class's module 0: ``figure``, its interpretation, then its tables.
 
-    ``auroc`` is the one-vs-rest AUROC of the module's scores for the class (see
-    :func:`module_interpretation`); ``ranks`` a :func:`bilinear_core.interpret.gene_ranks` table of
-    reference genes, described under ``ranks_label`` (genes outside the top lists only counted).
+    ``figure`` is a :func:`bookkit.figure_markdown` string; ``auroc`` the one-vs-rest AUROC of the module's
+    scores for the class (see :func:`module_interpretation`); ``ranks`` a
+    :func:`bilinear_core.interpret.gene_ranks` table of reference genes, described under ``ranks_label``
+    (genes outside the top lists only counted).
     """
     parts = [
         figure,
-        "**Overall interpretation (generated)**",
-        module_interpretation(report, modules, auroc=auroc),
+        f"**Module {report.module}.** {module_interpretation(report, modules, auroc=auroc)}",
     ]
-    parts += module_report_parts(report)
+    # the interpretation names the key terms already
+    parts += module_report_parts(report, key_terms=False)
     if ranks is not None:
         n_top = n_top_genes(len(modules.var_names))
         parts.append(
             f"**{ranks_label}**: {describe_gene_ranks(ranks, n_top, detail_outside=False)}"
         )
     return dropdown(title, *parts)
+
+
+def library_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`bilinear_core.report.library_table` shortened to fit the text column.
+
+    One row per post library (names :func:`readable`): the library used here, whether it is the post's own,
+    its number of gene sets and the symbols it is written in (mouse libraries match exactly, human ones by
+    upper-cased symbol).
+    """
+    shown = pd.DataFrame(
+        {
+            "used here": [readable(name) for name in table["used here"]],
+            "match": table["match"].to_numpy(),
+            "gene sets": table["gene sets"].to_numpy(),
+            "symbols": [
+                "mouse" if "mouse" in name.lower() else "human (upper-cased)"
+                for name in table["used here"]
+            ],
+        },
+        index=pd.Index([readable(name) for name in table.index], name="post's library"),
+    )
+    return shown
+
+
+#: How :func:`summary_numbers` columns are shown (the saved summary keeps every digit).
+SUMMARY_FORMATS = {
+    "validation cells": "{:,d}",
+    "validation accuracy": "{:.3f}",
+    "AUROC module 0": "{:.3f}",
+    "eigenvalue": "{:.4f}",
+    "share of ‖Q‖² in λ0": "{:.2f}",
+    "|λmin| / λ0": "{:.2f}",
+}
+
+
+def summary_numbers(summary: pd.DataFrame) -> pd.DataFrame:
+    """The numeric half of the chapter's summary table: a ``cell type`` column, then :data:`SUMMARY_NUMBERS`.
+
+    Show it with ``bookkit.table(..., index=False, formats=SUMMARY_FORMATS)``.
+    """
+    return summary[SUMMARY_NUMBERS].rename_axis("cell type").reset_index()
+
+
+def summary_genes(summary: pd.DataFrame) -> pd.DataFrame:
+    """The gene-and-term half of the chapter's summary table: ``cell type``, then :data:`SUMMARY_GENES`.
+
+    Term names are :func:`readable`, so long MSigDB names wrap.
+    """
+    shown = summary[SUMMARY_GENES].rename_axis("cell type").reset_index()
+    for column in ("positive terms", "negative terms"):
+        shown[column] = shown[column].map(readable)
+    return shown

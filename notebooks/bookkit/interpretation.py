@@ -10,12 +10,30 @@ from bilinear_core.interpret import Modules, n_top_genes
 from bilinear_core.report import SIGNS, ModuleReport, enrichment_table
 
 
+def readable(name: str) -> str:
+    """A library or term name as a page shows it: underscores as spaces, so long names can wrap.
+
+    ``"REACTOME_REGULATION_OF_BETA_CELL_DEVELOPMENT"`` becomes ``"REACTOME REGULATION OF BETA CELL
+    DEVELOPMENT"``; saved tables keep the names as the libraries spell them.
+    """
+    return str(name).replace("_", " ")
+
+
+#: Where the book shows that modules 1 and 2 do not hold across seeds (chapter 05's seed-stability section).
+STABILITY_REF = "{ref}`trust-stability`"
+
+
+def not_reproducible(modules: str = "Modules 1 and 2") -> str:
+    """The sentence that marks modules as not reproducible across seeds, linking the evidence."""
+    return f"{modules} are not reproducible across seeds (see {STABILITY_REF}); we do not interpret them."
+
+
 def pole_bullets(report: ModuleReport, n_genes: int = 5, n_terms: int = 3) -> str:
-    """A templated Markdown interpretation built from the results, one bullet per sign."""
+    """A Markdown interpretation built from the results, one bullet per sign: leading genes, key terms."""
     lines = []
     for sign in SIGNS:
         genes = ", ".join(report.top_table(n_genes)[sign])
-        terms = report.key_terms(sign, n_terms)
+        terms = [readable(t) for t in report.key_terms(sign, n_terms)]
         enriched = "; ".join(terms) if terms else "no term passes adjusted p ≤ 0.05"
         lines.append(
             f"- **{sign.capitalize()} pole**: led by {genes}. Enriched: {enriched}."
@@ -112,18 +130,46 @@ def describe_gene_ranks(
     return "; ".join(parts) + "."  # gene symbols keep their case, even first
 
 
+def top_genes_display(report: ModuleReport, n: int = 10) -> pd.DataFrame:
+    """:meth:`ModuleReport.top_table` as the book shows it: rows ranked from 1 (1 = strongest loading)."""
+    table = report.top_table(n)
+    table.index = pd.RangeIndex(1, len(table) + 1, name="rank")
+    return table
+
+
+def enrichment_display(report: ModuleReport, sign: str, n: int = 15) -> pd.DataFrame:
+    """:func:`bilinear_core.report.enrichment_table` reshaped to fit a page's text column.
+
+    Term first, names :func:`readable` (long library and MSigDB names wrap), ranks from 1; columns
+    ``term``, ``library``, ``overlap``, ``adjusted p``.
+    """
+    table = enrichment_table(report, sign, n)
+    shown = pd.DataFrame(
+        {
+            "term": [readable(t) for t in table["term"]],
+            "library": [readable(lib) for lib in table["library"]],
+            "overlap": table["overlap"].to_numpy(),
+            "adjusted p": table["adjusted p"].to_numpy(),
+        },
+        index=pd.RangeIndex(1, len(table) + 1, name="rank"),
+    )
+    return shown
+
+
 def module_report_parts(
     report: ModuleReport,
     n_genes: int = 10,
     n_terms: int = 5,
     n_enriched: int = 15,
     caption_suffix: str = "",
+    key_terms: bool = True,
 ) -> list:
     """The per-module material of a chapter section or :func:`dropdown`, in order (Markdown strings and tables).
 
-    Top ``n_genes`` per sign side by side, key terms per sign, the enrichment table of each sign
-    (or a line saying none passed) and the full top-gene lists. ``caption_suffix`` is appended to every
-    caption (e.g. ``" (simulated data)"``).
+    Top ``n_genes`` per sign side by side (:func:`top_genes_display`), the ``n_terms`` key terms per sign
+    (``key_terms=False`` leaves them out, e.g. after a :func:`module_interpretation` that names them), the
+    enrichment table of each sign (:func:`enrichment_display`, or a line saying none passed) and the full
+    top-gene lists. ``caption_suffix`` is appended to every caption (e.g. ``" (simulated data)"``).
     """
     n_genes = min(
         n_genes,
@@ -132,15 +178,20 @@ def module_report_parts(
     )
     parts = [
         f"**Top {n_genes} genes of module {report.module}{caption_suffix}**",
-        report.top_table(n_genes),
+        top_genes_display(report, n_genes),
     ]
     terms = [
-        f"- {sign.capitalize()}: {'; '.join(report.key_terms(sign, n_terms)) or 'none'}"
+        f"- {sign.capitalize()}: "
+        + ("; ".join(readable(t) for t in report.key_terms(sign, n_terms)) or "none")
         for sign in SIGNS
     ]
-    parts += [f"**Key terms{caption_suffix}** (adjusted p ≤ 0.05)", "\n".join(terms)]
+    if key_terms:
+        parts += [
+            f"**Key terms{caption_suffix}** (adjusted p ≤ 0.05)",
+            "\n".join(terms),
+        ]
     for sign in SIGNS:
-        table = enrichment_table(report, sign, n_enriched)
+        table = enrichment_display(report, sign, n_enriched)
         parts.append(
             f"**Enrichment of the {sign} pole{caption_suffix}** (top {n_enriched} by adjusted p)"
         )

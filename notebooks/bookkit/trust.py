@@ -1,11 +1,40 @@
-"""Helpers of the trust chapter (05): comparison sentences and figures of baselines, markers and stability."""
+"""Helpers of the trust chapter (05): sentences, display tables and figures of baselines, markers and stability."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bookkit import value_range
+from bookkit import figure_markdown, value_range
+
+#: Display names of the models, by the column names of the chapter's score tables (and its CSV).
+CELL_MODELS = {
+    "bilinear MLP": "bilinear MLP",
+    "bilinear MLP (wd tuned)": "bilinear MLP, weight decay tuned",
+    "ReLU MLP": "ReLU MLP",
+    "linear": "logistic regression",
+}
+FREQ_MODELS = {"bilinear MLP": "bilinear MLP", "linear": "ridge regression"}
+#: Display names of the columns of :func:`bilinear_core.stability.stability_table`.
+STABILITY_COLUMNS = {
+    "mean_abs_cos": "mean |cos|",
+    "mean_jaccard": "mean Jaccard",
+    "eigenvalue_mean": "eigenvalue mean",
+    "eigenvalue_cv": "eigenvalue CV",
+}
+#: What differs between the runs compared, by the ``varied`` labels of the stability tables.
+VARIED = {"seed": "seeds", "split": "splits"}
+
+
+def single_threaded_pools() -> None:
+    """Limit the BLAS and OpenMP thread pools of every library loaded so far to one thread (threadpoolctl).
+
+    The chapter's models are small: on a busy machine multi-threaded pools slow each fit down several-fold.
+    Only libraries already imported are limited, so call it after the imports.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def ranking_sentence(accuracy: pd.Series, names: dict | None = None) -> str:
@@ -46,6 +75,16 @@ def comparison_sentences(
             else " but more than chance on this test set"
         )
     return {"gap": gap_sentence, "cost": cost}
+
+
+def gap_phrase(gap: float, baseline: str, p: float) -> str:
+    """``"1.2 percentage points less accurate than logistic regression, a difference within chance"``.
+
+    ``gap`` is the model's accuracy minus the baseline's, ``p`` McNemar's exact p of the difference.
+    """
+    side = "more" if gap >= 0 else "less"
+    chance = "within chance" if p > 0.05 else "more than chance"
+    return f"{100 * abs(gap):.1f} percentage points {side} accurate than {baseline}, a difference {chance}"
 
 
 def recall_sentences(
@@ -201,54 +240,150 @@ def frequency_stability_sentence(median_cos: float, chance: float) -> str:
     return f"Across seeds module 0 agrees {ratio:.0f} times better than chance."
 
 
-def _legend_below(ax, ncols: int, y: float) -> None:
-    """The axes' legend in ``ncols`` columns, centred below it at height ``y`` (axes units)."""
+def tuning_table(tuning: pd.DataFrame) -> pd.DataFrame:
+    """The validation tuning table for display: one row per model and value, the chosen one marked ✓.
+
+    ``tuning`` has index levels ``model`` and ``row`` and columns ``value``, ``validation accuracy`` and
+    ``selected`` (bool), as the chapter stacks :func:`bilinear_core.baselines.tune_on_validation` tables.
+    Returns a table with a plain 0, 1, … index (show it with ``index=False``).
+    """
+    shown = tuning.droplevel("row").reset_index()
+    shown = shown.rename(columns={"value": "value tried"})
+    shown["chosen"] = shown.pop("selected").map({True: "✓", False: ""})
+    return shown
+
+
+def _metric(name: str) -> str:
+    """A score's display name: ``macro_f1`` → ``macro-F1``, ``r2 …`` → ``R² …``, ``mae …`` → ``MAE …``."""
+    head, _, rest = name.partition(" ")
+    head = {"macro_f1": "macro-F1", "r2": "R²", "mae": "MAE"}.get(head, head)
+    return f"{head} {rest}".strip()
+
+
+def cell_score_table(cell_scores: pd.DataFrame) -> pd.DataFrame:
+    """Test scores of the cell-typing models for display: readable metric and model names, same numbers."""
+    return cell_scores.rename(index=_metric, columns=CELL_MODELS).rename_axis(
+        index=None
+    )
+
+
+def frequency_score_table(freq_scores: pd.DataFrame, output_names) -> pd.DataFrame:
+    """Test R² and MAE of the frequency models, one row per frequency and one for the mean over frequencies.
+
+    ``freq_scores`` has rows ``r2``, ``mae`` (means) and ``r2 <output>``, ``mae <output>`` and one column per
+    model (:func:`bilinear_core.baselines.regression_scores`); columns here are (score, model).
+    """
+    rows = {name: (f"r2 {name}", f"mae {name}") for name in output_names}
+    rows["mean over frequencies"] = ("r2", "mae")
+    shown = pd.DataFrame(
+        {
+            (score, FREQ_MODELS.get(model, model)): [
+                freq_scores.loc[pair[i], model] for pair in rows.values()
+            ]
+            for i, score in enumerate(("R²", "MAE"))
+            for model in freq_scores.columns
+        },
+        index=list(rows),
+    )
+    return shown
+
+
+def marker_table(best: pd.DataFrame) -> pd.DataFrame:
+    """The pole of module 0 that matches each class's markers, for display (columns renamed, same numbers)."""
+    shown = best[["pole", "overlap", "jaccard", "adjusted_p", "shared"]]
+    return shown.rename_axis(index=None).rename(
+        columns={
+            "overlap": "shared genes (n)",
+            "jaccard": "Jaccard",
+            "adjusted_p": "adjusted p",
+            "shared": "shared genes",
+        }
+    )
+
+
+def stability_long(
+    stability: pd.DataFrame, outputs=None, module: str | None = "0"
+) -> pd.DataFrame:
+    """One module's agreement across runs for display: a row per output and kind of run, four columns.
+
+    ``stability`` is a :func:`bilinear_core.stability.stability_table` with a ``varied`` column (and a
+    ``module_name`` column, filtered on ``module`` when given); ``outputs`` orders the rows.
+    """
+    if module is not None and "module_name" in stability:
+        stability = stability[stability["module_name"] == module]
+    shown = stability.set_index(["output", "varied"])[list(STABILITY_COLUMNS)]
+    if outputs is not None:
+        order = pd.MultiIndex.from_product([list(outputs), list(VARIED)])
+        shown = shown.reindex(order)
+    shown = shown.rename(index=VARIED, level=1).rename(columns=STABILITY_COLUMNS)
+    return shown.rename_axis(index=["output", "runs differ in"])
+
+
+def weight_decay_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The per-weight-decay medians for display: the weight decay as written (0.035, not 0.034999…)."""
+    shown = summary.rename(columns=STABILITY_COLUMNS)
+    shown = shown.rename(
+        columns=lambda c: c if c.startswith(("validation", "top")) else f"{c} (median)"
+    )
+    shown.index = pd.Index([f"{wd:g}" for wd in summary.index], name="weight decay")
+    return shown
+
+
+def energy_table(energy: pd.DataFrame) -> pd.DataFrame:
+    """Spectrum shares for display: columns ``top_k`` named by what they hold."""
+    names = {c: f"top {c.removeprefix('top_')}" for c in energy.columns}
+    return energy.rename(columns=names)
+
+
+def _legend_above(ax, ncols: int) -> None:
+    """The axes' legend in ``ncols`` columns, centred above it, without a frame."""
     ax.legend(
-        fontsize=8,
         ncols=ncols,
-        loc="upper center",
-        bbox_to_anchor=(0.5, y),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
         frameon=False,
+        borderaxespad=0.2,
+        columnspacing=1.2,
+        handlelength=1.2,
     )
 
 
 def test_scores_figure(cell_scores: pd.DataFrame, freq_scores: pd.DataFrame):
-    """Test scores of the cell-typing models (accuracy, macro-F1, recall per class) and R² per frequency."""
+    """Test scores of the cell-typing models (accuracy, macro-F1, recall per class) above R² per frequency."""
     import seaborn as sns
 
     fig, axes = plt.subplots(
-        1, 2, figsize=(12, 4.4), width_ratios=[3, 1], constrained_layout=True
+        2, 1, figsize=(8, 7.2), height_ratios=[1.25, 1], constrained_layout=True
     )
-    cell_long = cell_scores.rename(
-        index=lambda m: m.replace("recall ", "")
-    ).reset_index(names="metric")
-    cell_long = cell_long.melt(id_vars="metric", var_name="model", value_name="value")
-    sns.barplot(cell_long, x="metric", y="value", hue="model", ax=axes[0])
-    axes[0].set(
-        ylim=(0, 1),
-        xlabel="",
-        ylabel="test score",
-        title="Cell typing: accuracy, macro-F1, recall per class",
+    cell = cell_scores.rename(index=_metric, columns=CELL_MODELS)
+    cell = cell.rename(index=lambda m: m.removeprefix("recall "))
+    cell_long = cell.reset_index(names="metric").melt(
+        id_vars="metric", var_name="model", value_name="test score"
     )
-    axes[0].tick_params(axis="x", rotation=40)
-    _legend_below(axes[0], ncols=4, y=-0.38)
+    sns.barplot(cell_long, x="metric", y="test score", hue="model", ax=axes[0])
+    axes[0].set(ylim=(0, 1), xlabel="")
+    axes[0].set_title("Cell typing: accuracy, macro-F1, recall per class", pad=24)
+    axes[0].tick_params(axis="x", rotation=30)
+    for label in axes[0].get_xticklabels():
+        label.set_ha("right")
+    _legend_above(axes[0], ncols=4)
     r2 = freq_scores.loc[freq_scores.index.str.startswith("r2 ")]
-    r2_long = r2.rename(
-        index=lambda m: m.replace("r2 frequency ", "freq ")
-    ).reset_index(names="output")
-    r2_long = r2_long.melt(id_vars="output", var_name="model", value_name="R²")
+    r2 = r2.rename(index=lambda m: m.removeprefix("r2 "), columns=FREQ_MODELS)
+    r2_long = r2.reset_index(names="output").melt(
+        id_vars="output", var_name="model", value_name="test R²"
+    )
     sns.barplot(
         r2_long,
         x="output",
-        y="R²",
+        y="test R²",
         hue="model",
         ax=axes[1],
         palette=["tab:blue", "tab:red"],
     )
     axes[1].axhline(0, color="black", lw=0.6)
-    axes[1].set(xlabel="", title="Frequencies: test R²")
-    _legend_below(axes[1], ncols=2, y=-0.18)
-    fig.suptitle("Held-out test cells")
+    axes[1].set(xlabel="")
+    axes[1].set_title("Frequencies: test R²", pad=24)
+    _legend_above(axes[1], ncols=2)
     return fig
 
 
@@ -263,7 +398,7 @@ def marker_overlap_heatmap(overlap: pd.DataFrame, outputs, n_top: int):
     jac = grid("jaccard")
     annot = jac.round(2).astype(str) + "\n(" + grid("overlap").astype(str) + ", "
     annot += grid("adjusted_p").map(lambda p: f"q={p:.0e}") + ")"
-    fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(5.5, 5.5), constrained_layout=True)
     sns.heatmap(
         jac,
         annot=annot,
@@ -271,8 +406,8 @@ def marker_overlap_heatmap(overlap: pd.DataFrame, outputs, n_top: int):
         cmap="Greens",
         vmin=0,
         ax=ax,
-        cbar_kws={"label": "Jaccard"},
-        annot_kws={"fontsize": 8},
+        cbar_kws={"label": "Jaccard index"},
+        annot_kws={"fontsize": 9},
     )
     ax.set(
         xlabel="pole of module 0",
@@ -280,3 +415,99 @@ def marker_overlap_heatmap(overlap: pd.DataFrame, outputs, n_top: int):
         title=f"Module 0 vs Wilcoxon top-{n_top} markers",
     )
     return fig
+
+
+def stability_heatmaps(stability: pd.DataFrame, outputs, modules, n_runs: int):
+    """Mean ``|cos|`` (top) and mean top-gene Jaccard (bottom) of modules across seeds and splits, per output.
+
+    ``stability`` is a :func:`bilinear_core.stability.stability_table` with columns ``varied`` and
+    ``module_name``; ``modules`` are the module names in the order shown.
+    """
+    import seaborn as sns
+
+    order = [(v, m) for v in VARIED for m in modules]
+    fig, axes = plt.subplots(2, 1, figsize=(8, 8), sharex=True, constrained_layout=True)
+    titles = {
+        "mean_abs_cos": "Mean |cos| of module vectors",
+        "mean_jaccard": "Mean Jaccard index of top genes per pole",
+    }
+    for ax, (value, title) in zip(axes, titles.items()):
+        grid = stability.pivot_table(value, "output", ["varied", "module_name"])
+        grid = grid.reindex(index=list(outputs), columns=order)
+        grid.columns = [f"{VARIED[v]}: module {m}" for v, m in grid.columns]
+        sns.heatmap(
+            grid,
+            ax=ax,
+            annot=True,
+            fmt=".2f",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            cbar=False,
+        )
+        ax.axvline(len(modules), color="white", lw=3)
+        ax.set(title=title, xlabel="", ylabel="")
+    axes[1].tick_params(axis="x", rotation=35)
+    for label in axes[1].get_xticklabels():
+        label.set_ha("right")
+    fig.suptitle(f"Agreement of {n_runs} cell-typing runs (1 = identical)")
+    return fig
+
+
+def weight_decay_heatmap(wd_stability: pd.DataFrame, outputs, n_runs: int):
+    """Module 0's mean ``|cos|`` across seeds per output (columns) and weight decay (rows)."""
+    import seaborn as sns
+
+    grid = wd_stability.pivot_table("mean_abs_cos", "output", "weight_decay")
+    grid = grid.reindex(list(outputs)).T.rename(index=lambda wd: f"weight decay {wd:g}")
+    fig, ax = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    sns.heatmap(
+        grid, ax=ax, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, cbar=False
+    )
+    ax.set(title=f"Module 0: mean |cos| across {n_runs} seeds", xlabel="", ylabel="")
+    ax.tick_params(axis="x", rotation=35)
+    for label in ax.get_xticklabels():
+        label.set_ha("right")
+    return fig
+
+
+def spectrum_energy_figure(energy: pd.DataFrame):
+    """Share of ``‖Q_a‖²_F`` in the top 1, 3 and 10 eigenvalues, per output of both tasks."""
+    import seaborn as sns
+
+    energy_long = energy.reset_index().melt(["task", "output"], var_name="k")
+    energy_long["k"] = energy_long["k"].str.replace("top_", "top ")
+    fig, ax = plt.subplots(figsize=(8, 3.8), constrained_layout=True)
+    sns.barplot(energy_long, x="output", y="value", hue="k", ax=ax)
+    n_cell = int((energy.index.get_level_values("task") == "cell typing").sum())
+    ax.axvline(n_cell - 0.5, color="grey", lw=0.8, ls="--")
+    ax.set(ylim=(0, 1), xlabel="", ylabel=r"share of $\Vert Q_a \Vert_F^2$")
+    ax.set_title("Spectrum concentration per output (cell types | frequencies)", pad=24)
+    _legend_above(ax, ncols=3)
+    ax.tick_params(axis="x", rotation=35)
+    for label in ax.get_xticklabels():
+        label.set_ha("right")
+    return fig
+
+
+def training_curve_parts(bilinear, relu, frequencies) -> list[str]:
+    """The chapter's three training-curve figures as numbered dropdown figures (:func:`figure_markdown`)."""
+    return [
+        figure_markdown(
+            bilinear,
+            "fig-trust-curves-bilinear",
+            "Bilinear MLP, cell typing with the post's settings: cross-entropy loss (left) and accuracy "
+            "(right) per epoch on the training and validation cells.",
+        ),
+        figure_markdown(
+            relu,
+            "fig-trust-curves-relu",
+            "ReLU MLP, cell typing, at the weight decay chosen on validation: loss and accuracy per epoch.",
+        ),
+        figure_markdown(
+            frequencies,
+            "fig-trust-curves-frequencies",
+            "Bilinear MLP, frequency regression: Huber loss (left) and mean absolute error (right) per "
+            "epoch; the validation error still falls late in training.",
+        ),
+    ]
