@@ -32,7 +32,8 @@ import pandas as pd
 import yaml
 
 ROOT = common.ROOT
-SUFFIXES = (".py", ".ipynb", ".md")
+SUFFIXES = (".py", ".ipynb", ".md")  # pages that may be notebooks
+PAGES = (*SUFFIXES, ".rst")  # every kind of page (reST pages are text)
 
 
 def _toc_files(node) -> list[str]:
@@ -60,17 +61,17 @@ def chapters(root: Path = ROOT) -> list[tuple[str, Path | None, str]]:
     """``(toc entry, source file or None, status)`` for every page in ``_toc.yml`` that is or may be a notebook.
 
     Status is ``"run"`` for a notebook to execute, ``"missing"`` when no source file exists; text
-    pages (``.md`` without a kernelspec) are left out.
+    pages (``.rst``, ``.md`` without a kernelspec) are left out.
     """
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     out = []
     for entry in _toc_files(toc):
         stem = root / entry
-        candidates = [stem] if stem.suffix in SUFFIXES else [stem.with_name(stem.name + s) for s in SUFFIXES]
+        candidates = [stem] if stem.suffix in PAGES else [stem.with_name(stem.name + s) for s in PAGES]
         source = next((p for p in candidates if p.exists()), None)
         if source is None:
             out.append((entry, None, "missing"))
-        elif source.suffix != ".md" or _is_myst_notebook(source):
+        elif source.suffix in SUFFIXES and (source.suffix != ".md" or _is_myst_notebook(source)):
             out.append((entry, source, "run"))
     return out
 

@@ -528,3 +528,17 @@ def test_moderate_dose_takeaway_follows_the_thresholds(kit):
     assert list(shown.index) == [0, 1] and shown.index.name == "SAHA module"
     assert shown.loc[1, "AUROC, moderate-dose genes"] == 0.75 and shown.loc[0, "peak dose"] == 100.0
     assert "no module among the first three clearly captures" in kit.moderate_dose_sentence(weak)
+
+
+def test_findings_row_counts_drugs_against_wilcoxon_and_says_when_there_is_no_truth(monkeypatch):
+    monkeypatch.syspath_prepend(str(BOOK))
+    from bookkit import perturbations as kit
+
+    auroc0 = pd.Series({"P": 0.7, "Q": 0.95})
+    recovery = recovery_rows()  # P: 0.05 below Wilcoxon (worse), Q: 0.01 above (as well, within 0.02)
+    answer, number = kit.findings_row(recovery, auroc0)
+    assert answer.startswith("On simulated data, yes:") and answer.endswith("for 1 of 2 drugs")
+    assert number == "planted genes' AUROC 0.60 to 0.90, Wilcoxon 0.59 to 0.95 (simulated data)"
+    answer, _ = kit.findings_row(recovery.assign(**{"AUROC Wilcoxon": [0.95, 0.95]}), auroc0)
+    assert answer.startswith("On simulated data, no:") and answer.endswith("for none of the 2 drugs")
+    assert kit.findings_row(None, auroc0)[1] == "module 0 separates each drug's cells with AUROC 0.70 to 0.95"

@@ -1,4 +1,9 @@
-"""Helpers of the perturbation chapter (04): data notes, planted-truth checks and sentences that flip with real vs simulated data."""
+"""Helpers of the perturbation chapter (04): data notes, display tables, planted-truth checks and the sentences
+that change with real vs simulated sci-Plex2 data.
+
+The chapter runs on the real sci-Plex2 file when it is present and on a simulation of its design otherwise;
+everything here that depends on which one is decided from ``adata.uns["dataset"]["simulated"]``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,18 @@ import pandas as pd
 from bilinear_core.datasets import HASH_FILTERS
 from bilinear_core.datasets.simulate import planted_response
 from bilinear_core.interpret import Modules
-from bilinear_core.perturbation import planted_auroc, profile_correlation
+from bilinear_core.perturbation import planted_auroc, profile_correlation, term_rank
+from bilinear_core.report import SIGNS, ModuleReport
 
-from bookkit import join_and
+from bookkit import dropdown, figure_markdown, join_and, table, value_range
+from bookkit.interpretation import (
+    enrichment_display,
+    not_reproducible,
+    readable,
+    top_genes_display,
+)
 
-#: The warning the perturbation chapter shows when sci-Plex2's file is missing and the simulation stands in.
+#: The warning the perturbation chapter (and chapter 06) shows when sci-Plex2's file is missing.
 SIMULATED_SCIPLEX2 = (
     ":::{admonition} Simulated data\n:class: warning\n"
     "The sci-Plex2 expression file could not be loaded here, so **every figure and table of this chapter "
@@ -23,25 +35,26 @@ SIMULATED_SCIPLEX2 = (
     "runs on the real data.\n:::"
 )
 
-
 #: Under every enrichment of simulated cells: what the terms mean there.
 SIMULATED_TERMS = "*Simulated data: the terms are a check of which planted sets come back, not findings about the drug.*"
 
-
-#: Caption of the table of planted programs.
-PLANTED_CAPTION = (
-    "Planted programs (simulated data): natural-log fold change at full response, times a per-gene "
-    "weight in [0.5, 1.5]; Hill dose-responses (bell: rises at ec50, declines at ec50 (decline)); the "
-    "stress program follows 1 − viability, the cell-cycle program varies per cell whatever the treatment"
-)
+#: Where the modules beyond module 0 stand (chapter 05); shown wherever modules 1 and 2 are.
+MODULES_12_NOTE = not_reproducible("Modules 1 and 2")
 
 
-#: Caption of the planted-truth recovery table.
-RECOVERY_CAPTION = (
-    "Recovery of each drug's primary planted program (simulated data): bilinear module 0 (and the best "
-    "of modules 0–2) against the Wilcoxon test of each drug's treated cells vs its own vehicle cells; "
-    "term rank 1 = the planted set is its library's most significant term"
-)
+def terms_note(adata) -> str:
+    """What enriched terms mean on simulated cells (:data:`SIMULATED_TERMS`, after a blank line), or nothing."""
+    return f"\n\n{SIMULATED_TERMS}" if is_simulated(adata) else ""
+
+
+def is_simulated(adata) -> bool:
+    """Whether the chapter's cells are the simulation (``uns["dataset"]["simulated"]``)."""
+    return bool(adata.uns["dataset"]["simulated"])
+
+
+def data_label(adata) -> str:
+    """What every caption and table note says the cells are: ``"simulated data"`` or ``"sci-Plex2 data"``."""
+    return "simulated data" if is_simulated(adata) else "sci-Plex2 data"
 
 
 def sciplex2_name(adata) -> str:
@@ -52,6 +65,11 @@ def sciplex2_name(adata) -> str:
         if dataset["simulated"]
         else f"the real sci-Plex2 data ({dataset['file']})"
     )
+
+
+def simulation_warning(adata) -> str:
+    """The chapter's warning box on simulated data, or nothing on the real file."""
+    return SIMULATED_SCIPLEX2 if is_simulated(adata) else ""
 
 
 def hash_filter_sentence(adata) -> str:
@@ -99,12 +117,24 @@ def sciplex2_data_note(adata) -> str:
         f"{settings['library_median']:,.0f}, log-sd {settings['library_sdlog']}) so that about 40 % of the cells "
         f"reach 5,000 counts, as in the post. About {settings['ambient_counts']:,.0f} of each cell's counts come "
         "from the untreated pool (ambient RNA), which dilutes the drug signal in low-count cells. The planted "
-        "programs, their effect sizes and the reason for each were fixed before the chapter was first run:"
+        "programs, their effect sizes and the reason for each were fixed before the chapter was first run."
     )
 
 
+def design_table(cells: pd.DataFrame, viability: pd.DataFrame) -> pd.DataFrame:
+    """Cells per dose (rows) and drug (columns) with the measured viability beside each count.
+
+    ``cells`` and ``viability`` are tables of the same doses and drugs; each entry reads ``"1,234 (0.95)"``.
+    """
+    cells = cells.rename(columns=str)
+    viability = viability.rename(columns=str).loc[cells.index, cells.columns]
+    shown = cells.map("{:,}".format) + viability.map(" ({:.2f})".format)
+    shown.index = pd.Index([f"{dose:g}" for dose in cells.index], name="dose")
+    return shown
+
+
 def planted_programs(adata) -> pd.DataFrame:
-    """The simulation's planted programs, one row each, with the columns the chapter shows and saves."""
+    """The simulation's planted programs, one row each, with the columns the chapter saves."""
     programs = adata.uns["planted"]["programs"]
     counts = (
         programs["n_genes_planted"].astype(str)
@@ -125,6 +155,44 @@ def planted_programs(adata) -> pd.DataFrame:
     return programs[columns].assign(planted_genes=counts)
 
 
+def planted_sets_table(planted: pd.DataFrame) -> pd.DataFrame:
+    """Which gene set each planted program (a row of :func:`planted_programs`) draws its genes from."""
+    return pd.DataFrame(
+        {
+            "program": planted["name"].to_numpy(),
+            "drug": planted["drug"].to_numpy(),
+            "gene set": [
+                f"{t} ({readable(lib)})"
+                for lib, t in zip(planted["library"], planted["term"])
+            ],
+            "genes planted": planted["planted_genes"].to_numpy(),
+        }
+    )
+
+
+def planted_responses_table(planted: pd.DataFrame) -> pd.DataFrame:
+    """How each planted program (a row of :func:`planted_programs`) responds to dose."""
+    return pd.DataFrame(
+        {
+            "program": planted["name"].to_numpy(),
+            "direction": planted["direction"].to_numpy(),
+            "log-fold change": planted["lfc"].to_numpy(),
+            "ec50": planted["ec50"].to_numpy(),
+            "ec50 of the decline": planted["ec50_off"].to_numpy(),
+            "shape": planted["shape"].to_numpy(),
+        }
+    )
+
+
+#: Note under the table of planted responses: what the columns mean and why cells are empty.
+PLANTED_RESPONSES_NOTE = (
+    "Natural-log fold change at full response, times a per-gene weight in [0.5, 1.5]; Hill dose-responses "
+    "(bell: rises at ec50 and declines at the ec50 of the decline). — : monotone programs have no decline; the stress "
+    "program follows 1 − viability and the cell-cycle program varies per cell whatever the treatment, so "
+    "neither has an ec50."
+)
+
+
 def program_rationales(adata) -> str:
     """Markdown bullets: each planted program and the reason it was planted."""
     return "\n".join(
@@ -141,6 +209,43 @@ def filter_sentence(
         f"Of {n_before:,} cells, {n_after:,} ({n_after / n_before:.0%}) have at least {min_counts:,} counts (the "
         f"post: ~25k → ~10k). The model sees {n_genes:,} genes."
     )
+
+
+def add_treatment_legend(fig, labels) -> None:
+    """A legend of the treatment colours of :func:`bilinear_core.pl.predicted_vs_true`, below its panels.
+
+    That figure colours each point by the code of its label in ``pd.Categorical(labels)`` through the
+    ``tab10`` colormap, scaled from the first code to the last; the legend reproduces that mapping.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    categories = pd.Categorical(labels).categories
+    cmap = plt.get_cmap("tab10")
+    last = max(len(categories) - 1, 1)
+    handles = [
+        Line2D([], [], marker="o", ls="", color=cmap(i / last), label=str(c))
+        for i, c in enumerate(categories)
+    ]
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=len(handles), frameon=False
+    )
+
+
+def validation_table(report: pd.DataFrame) -> pd.DataFrame:
+    """:func:`bilinear_core.train.regression_report` with the treated-cell MAE, headed for reading."""
+    shown = report.rename(
+        columns={
+            "mae": "MAE, all cells",
+            "MAE, treated cells": "MAE, treated cells",
+            "std": "SD of target",
+            "iqr": "IQR of target",
+            "r2": "R²",
+            "pearson_r": "Pearson r",
+        }
+    )
+    shown.index.name = "drug"
+    return shown
 
 
 def dose_fit_sentence(history: pd.DataFrame, report: pd.DataFrame) -> str:
@@ -164,17 +269,12 @@ def dose_fit_sentence(history: pd.DataFrame, report: pd.DataFrame) -> str:
     )
 
 
-def dose_summary_sentence(
-    report: pd.DataFrame, n_cells: int, min_counts: int = 5_000
-) -> str:
-    """The chapter's summary of cells and dose-regression errors over treated cells, naming the worst drug."""
-    errors = report["MAE, treated cells"]
-    listed = ", ".join(f"{value:.2f} ({drug})" for drug, value in errors.items())
-    return (
-        f"{n_cells:,} cells pass the {min_counts:,}-count filter. A bilinear regressor of dose-scaled one-hot "
-        f"targets reaches a validation MAE, over each drug's treated cells, of {listed}; the largest is "
-        f"{errors.idxmax()}'s."
-    )
+def hardest_drug_clause(report: pd.DataFrame) -> str:
+    """Which drug's dose is hardest to read (largest MAE over its treated cells), against the post (Dex)."""
+    worst = report["MAE, treated cells"].idxmax()
+    if worst == "Dex":
+        return "as in the post, Dex's dose is the hardest to read"
+    return f"unlike the post, where Dex's dose was the hardest to read, here it is {worst}'s"
 
 
 def modules_auroc_sentence(values, auroc, cells: str) -> str:
@@ -201,60 +301,457 @@ def peak_sentence(profile: pd.DataFrame, drug: str) -> str:
     )
 
 
-def recovery_verdicts(recovery: pd.DataFrame) -> str:
-    """Markdown bullets, one per drug, generated from :func:`bilinear_core.perturbation.planted_recovery`'s table."""
-    lines = []
+def terms_table(report: ModuleReport, n: int = 5) -> pd.DataFrame:
+    """The ``n`` most significant terms of each pole in one table (index: pole, rank from 1)."""
+    poles = {sign: enrichment_display(report, sign, n) for sign in SIGNS}
+    return pd.concat(poles, names=["pole"])
+
+
+def module_detail(
+    report: ModuleReport,
+    label: str,
+    n_genes: int = 10,
+    n_terms: int = 5,
+) -> str:
+    """A dropdown with one module's top genes and most significant terms per pole (the whole lists linked)."""
+    terms = terms_table(report, n_terms)
+    parts = [
+        f"**Top {n_genes} genes per pole** ({label}):",
+        table(
+            top_genes_display(report, n_genes), link="perturbation_module0_genes.csv"
+        ),
+        f"**Most significant terms per pole** (at most {n_terms}, adjusted p ≤ 0.05; {label}):",
+        table(terms, link="perturbation_module0_enrichment.csv")
+        if len(terms)
+        else "No term passes adjusted p ≤ 0.05.",
+    ]
+    title = f"{report.output} module {report.module}: top genes and enriched terms"
+    return dropdown(title, *parts)
+
+
+def drug_section(
+    drug: str,
+    overview,
+    profile_figure,
+    interpretation: str,
+    report: ModuleReport,
+    adata,
+    n_genes=10,
+    n_terms=5,
+) -> str:
+    """One drug's figures, module-0 interpretation, genes and terms, as one dropdown (for BMS, Dex, Nutlin)."""
+    label = data_label(adata)
+    slug = drug.lower()
+    parts = [
+        figure_markdown(
+            overview,
+            f"fig-pert-{slug}-modules",
+            f"{drug}: spectrum of $\\mathbf{{Q}}_\\text{{{drug}}}$ (top left) and every cell's score on modules "
+            f"0–2 ({label}), one histogram per treatment, {drug}-treated cells filled. {MODULES_12_NOTE}",
+        ),
+        figure_markdown(
+            profile_figure,
+            f"fig-pert-{slug}-dose",
+            f"{drug} modules 0–2: mean ± sd of the cells' scores at each {drug} dose ({label}); dose 0 holds "
+            f"every cell without {drug}.",
+        ),
+        f"**Module 0.** {interpretation}",
+    ]
+    if is_simulated(adata):
+        parts.append(SIMULATED_TERMS)
+    terms = terms_table(report, n_terms)
+    parts += [
+        f"**Top {n_genes} genes per pole of module 0** ({label}):",
+        table(
+            top_genes_display(report, n_genes), link="perturbation_module0_genes.csv"
+        ),
+        f"**Most significant terms per pole of module 0** (at most {n_terms}, adjusted p ≤ 0.05; {label}):",
+        table(terms, link="perturbation_module0_enrichment.csv")
+        if len(terms)
+        else "No term passes adjusted p ≤ 0.05.",
+    ]
+    return dropdown(drug, *parts)
+
+
+def module0_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The numbers of :func:`bilinear_core.report.summary_table` for the dose model, one row per drug."""
+    shown = summary[
+        [
+            "validation MAE (treated cells)",
+            "r module 0 with target",
+            "AUROC module 0 (drug vs rest)",
+            "eigenvalue",
+        ]
+    ].rename(
+        columns={
+            "validation MAE (treated cells)": "MAE, treated cells",
+            "r module 0 with target": "r with dose",
+            "AUROC module 0 (drug vs rest)": "AUROC, drug vs rest",
+        }
+    )
+    shown.index.name = "drug"
+    return shown
+
+
+def module0_poles_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The genes and terms of :func:`bilinear_core.report.summary_table` in long format: one row per drug and pole."""
+    rows = [
+        {
+            "drug": drug,
+            "pole": sign,
+            "top 5 genes": row[f"{sign} genes"],
+            "most significant term": readable(row[f"{sign} terms"]),
+        }
+        for drug, row in summary.iterrows()
+        for sign in SIGNS
+    ]
+    return pd.DataFrame(rows).set_index(["drug", "pole"])
+
+
+def recovery(adata, modules: Modules, wilcoxon: pd.DataFrame) -> pd.DataFrame | None:
+    """:func:`bilinear_core.perturbation.planted_recovery` on simulated data; ``None`` on the real file."""
+    from bilinear_core.perturbation import planted_recovery
+
+    return (
+        planted_recovery(adata, modules, wilcoxon) if "planted" in adata.uns else None
+    )
+
+
+def recovery_table(recovery: pd.DataFrame) -> pd.DataFrame:
+    """:func:`bilinear_core.perturbation.planted_recovery`'s table in long format: module 0 and Wilcoxon per drug."""
+    precision = next(
+        c
+        for c in recovery.columns
+        if c.startswith("precision top-") and c.endswith("module 0")
+    )
+    n = precision.removeprefix("precision top-").removesuffix(" module 0")
+    rows = []
     for drug, row in recovery.iterrows():
-        gap = row["AUROC module 0"] - row["AUROC Wilcoxon"]
-        compare = (
-            "above" if gap > 0.02 else "below" if gap < -0.02 else "about equal to"
+        for method, suffix, spearman in (
+            ("module 0", "module 0", "Spearman module 0 vs dose"),
+            ("Wilcoxon", "Wilcoxon", "Spearman Wilcoxon signature vs dose"),
+        ):
+            rows.append(
+                {
+                    "drug": drug,
+                    "method": method,
+                    "AUROC": row[f"AUROC {suffix}"],
+                    f"planted share of top {n}": row[f"precision top-{n} {suffix}"],
+                    "term rank in library": row[f"term rank {suffix}"],
+                    "Spearman with dose": row[spearman],
+                }
+            )
+    return pd.DataFrame(rows).set_index(["drug", "method"])
+
+
+#: Note under the recovery table: how to read it and why a rank can be missing.
+RECOVERY_NOTE = (
+    "AUROC: the planted genes told from the others by |loading| (module 0) or |z| (Wilcoxon). Planted share: "
+    "planted genes among the strongest genes of the pole matching the program's direction. Term rank: 1 = the "
+    "planted set is its library's most significant term for those genes; — : the set has no hit. Spearman: "
+    "the cell score (module 0, or the Wilcoxon signature) against dose over the drug's cells and its vehicle."
+)
+
+
+def recovery_sentences(recovery: pd.DataFrame, n_genes: int) -> str:
+    """What the recovery table does not show at a glance: genes kept by the model, best module, misses."""
+    column = "planted genes in the model's genes"
+    kept = join_and([f"{row[column]} ({drug})" for drug, row in recovery.iterrows()])
+    best_column = next(
+        c for c in recovery.columns if c.startswith("AUROC best of modules")
+    )
+    span = best_column.removeprefix("AUROC best of ")
+    others = recovery[recovery["best module"] != 0]
+    best = (
+        f"For every drug the best of {span} is module 0 itself."
+        if others.empty
+        else "Another module ranks the planted genes better than module 0 for "
+        + join_and(
+            [
+                f"{d} (module {r['best module']}, AUROC {r[best_column]:.2f})"
+                for d, r in others.iterrows()
+            ]
         )
-        rank = row["term rank module 0"]
-        term = (
-            f"its term ranks {rank:.0f} in its library"
-            if np.isfinite(rank)
-            else "its term gets no hit"
-        )
-        missed = (
-            " **Module 0 misses this program.**" if row["AUROC module 0"] < 0.65 else ""
-        )
-        lines.append(
-            f"- **{drug}** ({row['program']}, {row['direction']}): AUROC {row['AUROC module 0']:.2f} in module 0 "
-            f"(best of 0–2: {row['AUROC best of modules 0–2']:.2f}, module {row['best module']}), {compare} "
-            f"the Wilcoxon test's {row['AUROC Wilcoxon']:.2f}; {row['precision top-50 module 0']:.0%} of module "
-            f"0's top-50 matching genes are planted (Wilcoxon {row['precision top-50 Wilcoxon']:.0%}); {term}; "
-            f"the module-0 score follows dose with Spearman {row['Spearman module 0 vs dose']:.2f}.{missed}"
-        )
-    return "\n".join(lines)
+        + "."
+    )
+    missed = recovery.index[recovery["AUROC module 0"] < 0.65].to_list()
+    miss = (
+        f" Module 0 misses the program of {join_and(missed)} (AUROC below 0.65)."
+        if missed
+        else ""
+    )
+    return (
+        f"Of each primary program's planted genes, {kept} are among the {n_genes:,} genes the model sees; "
+        f"the AUROC counts only those. {best}{miss}"
+    )
+
+
+#: How :func:`_against_wilcoxon`'s groups read after "module 0 ranks the planted genes".
+_COMPARED = {"better": "better than", "as well": "as well as", "worse": "worse than"}
+
+
+def _against_wilcoxon(recovery: pd.DataFrame, tolerance: float) -> dict[str, list[str]]:
+    """Drugs whose module 0 ranks the planted genes better than, as well as (AUROC gap
+    within ±``tolerance``) or worse than Wilcoxon: ``{"better": [...], "as well": [...],
+    "worse": [...]}`` in the table's drug order, only the non-empty groups."""
+    gap = recovery["AUROC module 0"] - recovery["AUROC Wilcoxon"]
+    masks = {
+        "better": gap > tolerance,
+        "as well": gap.abs() <= tolerance,
+        "worse": gap < -tolerance,
+    }
+    return {
+        word: [str(drug) for drug in gap.index[mask]]
+        for word, mask in masks.items()
+        if mask.any()
+    }
+
+
+def recovery_comparison(recovery: pd.DataFrame, tolerance: float = 0.02) -> str:
+    """One sentence: for which drugs module 0 ranks the planted genes better than, as
+    well as or worse than Wilcoxon."""
+    parts = []
+    for word, drugs in _against_wilcoxon(recovery, tolerance).items():
+        head = word if parts else f"{_COMPARED[word]} the Wilcoxon test"
+        parts.append(f"{head} for {join_and(drugs)}")
+    return (
+        f"Module 0 ranks the planted genes {join_and(parts)} (AUROC differences "
+        f"within ±{tolerance} count as equal)."
+    )
 
 
 def recovery_headline(recovery: pd.DataFrame, tolerance: float = 0.02) -> str:
-    """One sentence: for which drugs module 0 ranks the planted genes above, as well as or below Wilcoxon."""
-    gap = recovery["AUROC module 0"] - recovery["AUROC Wilcoxon"]
-    groups = {
-        "better than": gap.index[gap > tolerance],
-        "as well as": gap.index[gap.abs() <= tolerance],
-        "worse than": gap.index[gap < -tolerance],
-    }
+    """One clause: for which drugs module 0 ranks the planted genes above, as well as or
+    below Wilcoxon."""
     parts = [
-        f"{word} it for {', '.join(drugs)}"
-        for word, drugs in groups.items()
-        if len(drugs)
+        f"{_COMPARED[word]} it for {', '.join(drugs)}"
+        for word, drugs in _against_wilcoxon(recovery, tolerance).items()
     ]
     return (
-        "against a Wilcoxon test of each drug's cells against its own vehicle wells, module 0 ranks the "
-        f"planted genes (AUROC) {'; '.join(parts)} (a difference within ±{tolerance} counts as equal)"
+        "against a Wilcoxon test of each drug's cells against its own vehicle wells, "
+        f"module 0 ranks the planted genes (AUROC) {'; '.join(parts)} (a difference "
+        f"within ±{tolerance} counts as equal)"
     )
+
+
+def recovery_takeaway(recovery: pd.DataFrame | None, tolerance: float = 0.02) -> str:
+    """The chapter's key takeaway on the planted truth: module 0 against Wilcoxon, or
+    why there is none (``recovery`` is ``None`` on the real file)."""
+    if recovery is None:
+        return (
+            "On the real data there is no planted truth to recover: the modules' gene "
+            "lists are hypotheses, to be checked against the drugs' known biology and "
+            "by experiment."
+        )
+    parts = [
+        f"{word} for {join_and(drugs)}"
+        for word, drugs in _against_wilcoxon(recovery, tolerance).items()
+    ]
+    return (
+        "On the simulation, module 0 ranks each drug's planted genes with AUROC "
+        f"{value_range(recovery['AUROC module 0'], '.2f')}; against a Wilcoxon test of "
+        "each drug's cells against its own vehicle wells it does "
+        f"{join_and(parts)}: a property of the method on data whose answer is known, "
+        "not of the drugs."
+    )
+
+
+def findings_row(
+    recovery: pd.DataFrame | None, auroc0, tolerance: float = 0.02
+) -> tuple[str, str]:
+    """The chapter's answer and key number for the introduction's findings table
+    (plain text: glued).
+
+    On the simulation (``recovery`` from :func:`recovery`): for how many drugs module 0
+    ranks the planted genes as well as a Wilcoxon test or better, and both AUROC
+    ranges. On the real file (``recovery`` is ``None``): no truth to check, and module
+    0's AUROC of each drug's cells against the rest (``auroc0``, one per drug).
+    """
+    if recovery is None:
+        return (
+            "No truth to check on the real data: the gene lists are hypotheses",
+            "module 0 separates each drug's cells with AUROC "
+            f"{value_range(auroc0, '.2f')}",
+        )
+    groups = _against_wilcoxon(recovery, tolerance)
+    n = len(groups.get("better", [])) + len(groups.get("as well", []))
+    total = len(recovery)
+    verdict = "yes" if n >= total / 2 else "no"
+    count = f"{n} of {total}" if n else f"none of the {total}"
+    answer = (
+        f"On simulated data, {verdict}: module 0 ranks the planted genes as well as a "
+        f"Wilcoxon test or better for {count} drugs"
+    )
+    number = (
+        f"planted genes' AUROC {value_range(recovery['AUROC module 0'], '.2f')}, "
+        f"Wilcoxon {value_range(recovery['AUROC Wilcoxon'], '.2f')} (simulated data)"
+    )
+    return answer, number
+
+
+def chapter_answer(adata, recovery: pd.DataFrame | None, auroc0) -> str:
+    """The answer of the chapter's "In this chapter" paragraph: the planted genes'
+    recovery on the simulation, or module 0's AUROC (``auroc0``, one per drug) and what
+    its gene lists are on the real file."""
+    if recovery is None or not is_simulated(adata):
+        return (
+            "On the real data, module 0 of each drug separates the drug's cells from "
+            f"all others with AUROC {value_range(auroc0, '.2f')}; its gene lists are "
+            "hypotheses about the drugs' programs, with no truth here to check them "
+            "against."
+        )
+    ranks = recovery["term rank module 0"]
+    if (ranks == 1).all():
+        terms = "their gene set is the top term of its library"
+    else:
+        each = [
+            f"{rank:.0f} ({drug})" if np.isfinite(rank) else f"no hit ({drug})"
+            for drug, rank in ranks.items()
+        ]
+        terms = f"their gene set's rank in its library is {join_and(each)}"
+    return (
+        "Offline, the chapter runs on a simulation of the real design with planted "
+        "gene programs; there module 0 of each drug ranks the planted genes with AUROC "
+        f"{value_range(recovery['AUROC module 0'], '.2f')}, and {terms}."
+    )
+
+
+def _planted_term(enrichment: pd.DataFrame, program, pole: str) -> dict:
+    """One row of :func:`planted_terms_table`: a planted program (a row of the
+    programs table) on one pole of a module's enrichment (every term with a hit)."""
+    hits = enrichment[enrichment["sign"] == pole]
+    match = hits[(hits["library"] == program.library) & (hits["term"] == program.term)]
+    return {
+        "planted set": program.name,
+        "planted for": program.drug,
+        "pole": pole,
+        "rank in library": term_rank(hits, program.library, program.term),
+        "adjusted p": match["adjusted_p"].min() if len(match) else np.nan,
+    }
+
+
+def planted_terms_table(adata, reports: dict[str, ModuleReport]) -> pd.DataFrame:
+    """Planted gene sets in each drug's module-0 enrichment (``reports``: every term
+    with a hit, one report per drug).
+
+    For each drug (index ``drug``): its own programs on the pole of their direction,
+    primary first, whether or not they come back; then every other planted set with
+    adjusted p ≤ 0.05 on either pole, by adjusted p. Columns: the program's name
+    (``planted set``), its drug (``planted for``; "all" or "none" for the shared
+    programs), the pole, the term's rank in its library on that pole (1 = most
+    significant; NaN: no hit) and its adjusted p.
+    """
+    programs = adata.uns["planted"]["programs"]
+    frames = {}
+    for drug, report in reports.items():
+        own = programs[programs["drug"] == drug].sort_values(
+            "primary", ascending=False, kind="stable"
+        )
+        rows = [
+            _planted_term(
+                report.enrichment, p, "positive" if p.direction == "up" else "negative"
+            )
+            for p in own.itertuples()
+        ]
+        others = [
+            _planted_term(report.enrichment, p, pole)
+            for p in programs[programs["drug"] != drug].itertuples()
+            for pole in SIGNS
+        ]
+        others = [row for row in others if row["adjusted p"] <= 0.05]
+        rows += sorted(others, key=lambda row: row["adjusted p"])
+        frames[drug] = pd.DataFrame(rows)
+    found = pd.concat(frames, names=["drug", None]).droplevel(1)
+    return found[
+        ["planted set", "planted for", "pole", "rank in library", "adjusted p"]
+    ]
+
+
+#: Note under the table of planted sets in module 0's enrichment.
+PLANTED_TERMS_NOTE = (
+    "Rank 1: the most significant term of its library on that pole. — : the set has "
+    'no hit. "all": the stress program of dying wells; "none": the cell-cycle program '
+    "of every cell."
+)
+
+
+def planted_terms_display(found: pd.DataFrame) -> pd.DataFrame:
+    """:func:`planted_terms_table` with the drug as a column (shown without index)."""
+    return found.reset_index()
+
+
+def _planted_terms_clauses(
+    found: pd.DataFrame, programs: pd.DataFrame
+) -> tuple[str, str, bool]:
+    """What :func:`planted_terms_table` says of the primary programs and of the other
+    drugs' programs (two clauses, lower case), and whether the latter all come back on
+    the negative pole."""
+    primary = programs[programs["primary"]].set_index("drug")["name"]
+    ranks = {}
+    for drug in found.index.unique():
+        rows = found.loc[[drug]]
+        rank = rows.loc[rows["planted set"] == primary[drug], "rank in library"]
+        ranks[drug] = float(rank.iloc[0]) if len(rank) else np.nan
+    if all(rank == 1 for rank in ranks.values()):
+        first = (
+            "each drug's primary program is the top term of its library on the pole "
+            "it was planted on"
+        )
+    else:
+        each = [
+            f"{drug} rank {rank:.0f}" if np.isfinite(rank) else f"{drug} no hit"
+            for drug, rank in ranks.items()
+        ]
+        first = (
+            "the drugs' primary programs rank in their libraries, on the pole they "
+            f"were planted on: {join_and(each)}"
+        )
+    planted_for = found["planted for"]
+    other = found[planted_for.isin(primary.index) & (planted_for != found.index)]
+    n, negative = len(other), int((other["pole"] == "negative").sum())
+    if not n:
+        return first, "no other drug's program comes back", False
+    where = "all" if negative == n else f"{negative}"
+    second = f"other drugs' programs come back {n} times, {where} on the negative pole"
+    return first, second, negative == n
+
+
+def planted_terms_sentence(found: pd.DataFrame, programs: pd.DataFrame) -> str:
+    """What :func:`planted_terms_table` shows: the primary programs' ranks, the other
+    drugs' programs that come back and on which pole, and the drugs whose enrichment
+    shows the shared programs (``programs``: the simulation's planted programs)."""
+    first, second, all_negative = _planted_terms_clauses(found, programs)
+    if all_negative:
+        second += ": module 0 also tells a drug's cells from the other drugs' cells"
+    sentences = [f"{first[0].upper()}{first[1:]}.", f"{second[0].upper()}{second[1:]}."]
+    for planted_for, program in (
+        ("all", "The stress program of dying wells"),
+        ("none", "The cell-cycle program of every cell"),
+    ):
+        drugs = found.index[found["planted for"] == planted_for].unique().to_list()
+        if drugs:
+            sentences.append(f"{program} comes back for {join_and(drugs)}.")
+        elif planted_for == "all":
+            sentences.append(f"{program} does not come back.")
+    return " ".join(sentences)
+
+
+def planted_terms_takeaway(found: pd.DataFrame, programs: pd.DataFrame) -> str:
+    """The chapter's key takeaway on the planted sets in module 0's enrichment."""
+    first, second, _ = _planted_terms_clauses(found, programs)
+    return f"In module 0's enrichment {first}, and {second}."
 
 
 def moderate_dose_table(
     adata, modules: Modules, profile: pd.DataFrame, drug: str = "SAHA"
 ) -> pd.DataFrame:
-    """``drug``'s modules against its two planted programs (monotone ``hill`` and moderate-dose ``bell``).
+    """``drug``'s modules against its two planted programs (monotone ``hill`` and
+    moderate-dose ``bell``).
 
-    One row per module of ``profile`` (:func:`bilinear_core.perturbation.dose_profile` of the drug's
-    scores): eigenvalue, dose of the highest mean score, Pearson r of the mean profile with each
-    program's planted response, and the AUROC of each program's genes by ``|loading|``.
+    One row per module of ``profile`` (:func:`bilinear_core.perturbation.dose_profile`
+    of the drug's scores): eigenvalue, dose of the highest mean score, Pearson r of the
+    mean profile with each program's planted response, and the AUROC of each program's
+    genes by ``|loading|``.
     """
     planted = adata.uns["planted"]
     names = planted["programs"].query("drug == @drug").set_index("shape")["name"]
@@ -288,40 +785,78 @@ def moderate_dose_table(
     )
 
 
+def moderate_dose_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`moderate_dose_table` headed for reading, its modules numbered (index
+    ``"SAHA module"``)."""
+    shown = table.rename(
+        columns={
+            "peak dose (mean score)": "peak dose",
+            "r with monotone program's response": "r, monotone response",
+            "r with moderate-dose response": "r, moderate-dose response",
+            "AUROC monotone genes": "AUROC, monotone genes",
+            "AUROC moderate-dose genes": "AUROC, moderate-dose genes",
+        }
+    )
+    shown.index = pd.Index(
+        [int(label.removeprefix("module ")) for label in table.index],
+        name=f"{table.index.name} module",
+    )
+    return shown
+
+
+def _follows_moderate(row: pd.Series) -> bool:
+    """Whether a module (a row of :func:`moderate_dose_table`) captures the
+    moderate-dose program: its loadings single out the program's genes (AUROC ≥ 0.7)
+    and its mean score follows the planted response across doses (r ≥ 0.5)."""
+    return bool(
+        row["AUROC moderate-dose genes"] >= 0.7
+        and row["r with moderate-dose response"] >= 0.5
+    )
+
+
 def moderate_dose_sentence(table: pd.DataFrame) -> str:
-    """Which module of :func:`moderate_dose_table` singles out the moderate-dose genes, and what that means."""
+    """Which module of :func:`moderate_dose_table` singles out the moderate-dose genes,
+    and what that means."""
     best = int(table["AUROC moderate-dose genes"].to_numpy().argmax())
     row = table.iloc[best]
     text = (
-        f"The module whose loadings single out the moderate-dose genes best is module {best} (AUROC "
-        f"{row['AUROC moderate-dose genes']:.2f}; for the monotone program's genes {row['AUROC monotone genes']:.2f}); "
-        f"its mean score peaks at {table.index.name} dose {row['peak dose (mean score)']:g} and correlates with the "
-        f"planted bell-shaped response at r = {row['r with moderate-dose response']:.2f} across doses. "
+        "The module whose loadings single out the moderate-dose genes best is module "
+        f"{best} (AUROC {row['AUROC moderate-dose genes']:.2f}; for the monotone "
+        f"program's genes {row['AUROC monotone genes']:.2f}); its mean score peaks at "
+        f"{table.index.name} dose {row['peak dose (mean score)']:g} and correlates "
+        "with the planted bell-shaped response at r = "
+        f"{row['r with moderate-dose response']:.2f} across doses. "
     )
-    if (
-        row["AUROC moderate-dose genes"] >= 0.7
-        and row["r with moderate-dose response"] >= 0.5
-    ):
+    if _follows_moderate(row):
         return text + (
-            "So a module tied to the moderate-dose program exists among the first three, as the post's reading "
-            "suggests."
+            "So a module tied to the moderate-dose program exists among the first "
+            "three, as the post's reading suggests."
         )
     return text + (
-        "**So no module among the first three clearly captures the moderate-dose program**: a module "
-        "peaking at moderate doses is not by itself evidence of a separate dose-specific program."
+        "So no module among the first three clearly captures the moderate-dose "
+        "program: a module peaking at moderate doses is not by itself evidence of a "
+        "separate dose-specific program."
     )
 
 
-def perturbation_closing(simulated: bool) -> str:
-    """The perturbation chapter's last sentence: what its results are evidence of."""
-    if simulated:
+def moderate_dose_takeaway(table: pd.DataFrame) -> str:
+    """The chapter's key takeaway on the moderate-dose program: the module of
+    :func:`moderate_dose_table` that follows it (the best r among those that capture
+    it), or none."""
+    drug, r = table.index.name, table["r with moderate-dose response"]
+    follows = [label for label, row in table.iterrows() if _follows_moderate(row)]
+    if follows:
+        best = r[follows].idxmax()
+        row = table.loc[best]
         return (
-            "On the simulation, the recovery table above says for each drug how much of the planted program module 0 "
-            "finds, next to a plain Wilcoxon test of each drug's treated against its own vehicle cells; where module "
-            "0 falls short of the baseline, the bilinear modules add interpretability, not detection power. These are "
-            "properties of the method on data whose answer is known; the drugs' real programs need the real file."
+            f"{drug}'s {best} follows the planted moderate-dose program (r = "
+            f"{row['r with moderate-dose response']:.2f} with its response, AUROC "
+            f"{row['AUROC moderate-dose genes']:.2f} for its genes), so a module can "
+            "single out a program that peaks at moderate doses."
         )
     return (
-        "On the real data there is no planted truth; the modules' gene lists are hypotheses to be checked "
-        "against the drugs' known biology and by experiment."
+        f"None of {drug}'s modules 0–2 follows the planted moderate-dose program (at "
+        f"best r = {r.max():.2f} with its response), so a module peaking at moderate "
+        "doses, as the post read modules 1 and 2, is no evidence of a dose-specific "
+        "program."
     )
