@@ -340,6 +340,7 @@ SIM = bool(sim.uns["dataset"]["simulated"])
 TAG = (
     " (simulated data)" if SIM else ""
 )  # every figure and table of simulated cells says so
+labels = {"dose": TAG}  # what the figure and the headline add to the dose task's name
 glue("sim_genes", sim.n_vars, display=False)
 glue("dose_data", perturbations.data_label(sim), display=False)
 
@@ -414,7 +415,7 @@ tables = {"cell typing": cell_table, "frequencies": freq.table, "dose": dose_tab
 scores = {"cell typing": "test accuracy", "frequencies": "test R²", "dose": "test R²"}
 chosen = {"cell typing": cell_chosen, "frequencies": freq_chosen, "dose": dose_chosen}
 post = "post (100 epochs)"
-fig = kit.stability_figure(tables, scores, chosen, post, suffix={"dose": TAG})
+fig = kit.stability_figure(tables, scores, chosen, post, suffix=labels)
 
 # %% tags=["remove-cell"]
 bookkit.figure("fig-reg-stability", fig)
@@ -534,7 +535,7 @@ sentences = map(kit.held_out_sentence, phrases, tables_held_out)
 display(Markdown(" ".join(sentences)))
 
 # %% tags=["remove-cell"]
-headline = kit.regularisation_headline(tables, scores, chosen, post, {"dose": TAG})
+headline = kit.regularisation_headline(tables, scores, chosen, post, labels)
 glue("headline", headline, display=False)
 glue("findings_answer", kit.findings_answer(tables, chosen), display=False)
 short = {t: t for t in tables} | {"dose": "simulated dose" if SIM else "sci-Plex2 dose"}

@@ -24,7 +24,7 @@ from bookkit.interpretation import (
     top_genes_display,
 )
 
-#: The warning the perturbation chapter (and chapter 06) shows when sci-Plex2's file is missing.
+#: The warning the perturbation chapter shows when sci-Plex2's file is missing.
 SIMULATED_SCIPLEX2 = (
     ":::{admonition} Simulated data\n:class: warning\n"
     "The sci-Plex2 expression file could not be loaded here, so **every figure and table of this chapter "
