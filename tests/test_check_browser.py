@@ -39,6 +39,8 @@ TABLE = (
     '<div class="pst-scrollable-table-container"><table class="table"><thead><tr><th>cell type</th><th>n</th>'
     "</tr></thead><tbody><tr><td>{value}</td><td>12</td></tr></tbody></table></div>"
 )
+CITATION = '<p>As in <a class="reference internal" href="../book/references.html#id3">[Maher, 2025]</a>.</p>'
+TAKEAWAYS = '<div class="admonition tip"><p class="admonition-title">Key takeaways</p><p>Module 0 holds.</p></div>'
 CLEAN = f"""
 <section id="page"><h1>A page</h1>
 <p>Each output is <span class="math notranslate nohighlight">\\(y_a = x^\\top Q_a x\\)</span>.</p>
@@ -49,6 +51,8 @@ CLEAN = f"""
 <div>{FIGURE.format(n=2)}</div></details>
 <div class="highlight"><pre>glue("acc", acc)  # shows $$x$$ and \\(y\\) in code</pre></div>
 <p>Inline <code>r"\\["</code> code and a <button><svg width="16" height="16"></svg></button> button.</p>
+{CITATION}
+{TAKEAWAYS}
 </section>
 """
 DEFECTS = {
@@ -161,8 +165,8 @@ def test_main_lists_problems_and_report_exits_zero(site, capsys):
     out, err = capsys.readouterr()
     assert err == ""
     header, *rows = out.splitlines()[1:]
-    assert header.split() == "page tables too wide figures numbered code too wide column px".split()
-    assert rows[0].split() == ["notebooks/clean.html", "1", "0", "2", "2", "0", rows[0].split()[-1]]
+    assert header.split() == "page tables too wide figures numbered code too wide citations takeaways column px".split()
+    assert rows[0].split() == ["notebooks/clean.html", "1", "0", "2", "2", "0", "1", "1", rows[0].split()[-1]]
     assert rows[-1].startswith("total")
 
 
@@ -171,3 +175,29 @@ def test_missing_chromium_is_a_message(site, capsys, monkeypatch):
     monkeypatch.setattr(check_browser, "CHROMIUM", Path("/nonexistent/chromium"))
     assert check_browser.main(["--html", str(html), "--toc", str(toc)]) == 2
     assert "chromium not found: run `make browser`" in capsys.readouterr().err
+
+
+def test_chapters_need_a_numbered_figure_a_citation_and_one_key_takeaways_box(tmp_path):
+    html, _ = _site(tmp_path)
+    lacking = {
+        "no_figure": (FIGURE.format(n=1), "", "", ""),  # Fig. 2 stays: drop both
+        "no_citation": (CITATION, "", "", ""),
+        "two_takeaways": (TAKEAWAYS, TAKEAWAYS * 2, "", ""),
+        "no_table": (TABLE.format(value="beta"), "", "", ""),
+    }
+    for name, (old, new, _, _) in lacking.items():
+        text = CLEAN.replace(old, new)
+        if name == "no_figure":
+            text = text.replace(FIGURE.format(n=2), "")
+        (html / "notebooks" / f"{name}.html").write_text(_page(text))
+    pages = ["notebooks/no_table.html", "notebooks/clean.html", *(f"notebooks/{n}.html" for n in lacking)]
+    results = check_browser.check_pages(html, pages)
+    assert all(r.problems == [] for r in results)  # layout alone: nothing wrong
+    check_browser.check_contents(results, "notebooks/*", first="notebooks/no_table.html")
+    found = {r.page.split("/")[1]: r.problems for r in results}
+    assert found["clean.html"] == [] and found["no_table.html"] == ["first page without a table (the book's findings)"]
+    assert found["no_figure.html"] == ["chapter without a numbered figure"]
+    assert found["no_citation.html"] == ["chapter without a citation (a link into references.html)"]
+    assert found["two_takeaways.html"] == ["chapter without one Key takeaways box: it has 2"]
+    check_browser.check_contents(results, "book/*")  # not chapters, no first page: no requirement
+    assert found["no_citation.html"] == ["chapter without a citation (a link into references.html)"]

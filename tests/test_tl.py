@@ -107,3 +107,19 @@ def test_clear_errors(counts):
         bc.tl.get_modules(adata)
     with pytest.raises(KeyError, match="no training history"):
         bc.pl.training(adata, key="other")
+
+
+@pytest.mark.parametrize("n_panels", [1, 2, 3, 5])
+def test_figures_fit_the_page_two_panels_a_row(n_panels):
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    embedding, values = rng.normal(size=(30, 2)), rng.normal(size=(30, n_panels))
+    fig = bc.pl.embedding_values(embedding, values, [f"v{i}" for i in range(n_panels)])
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in panels] == [f"v{i}" for i in range(n_panels)]
+    columns = {round(ax.get_position().x0, 3) for ax in panels}
+    rows = {round(ax.get_position().y0, 3) for ax in panels}
+    assert len(columns) == min(2, n_panels) and len(rows) == -(-n_panels // 2)  # ceil(n / 2) rows
+    assert fig.get_figwidth() <= bc.pl.PAGE_WIDTH
+    plt.close(fig)

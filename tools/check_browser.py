@@ -20,12 +20,18 @@ are ready, every ``<details>`` dropdown of the article is opened, and in the art
   (``pre``, ``code``, ``.highlight``), and ``MathJax error``: a ``mjx-merror`` or ``.MathJax_Error`` element;
 - ``table cell shows a missing value``: a ``td``/``th`` whose whole text is ``nan``, ``NaN``, ``None`` or ``<NA>``.
 
+Every chapter (a page matching ``--chapters``, default ``notebooks/*``) must also hold at least one numbered
+figure, at least one citation (a link into the bibliography page, ``references.html#…``) and exactly one
+"Key takeaways" admonition; the book's first page must hold a table (its findings). A page that lacks one says
+``chapter without …`` / ``first page without a table``.
+
 A 1 px tolerance absorbs sub-pixel rounding. Icons (inside buttons, links, dropdown titles, math) and images
 outside the article (the theme's logo) are not figures. A per-page summary is printed; ``--report`` prints only
 that table and exits 0 whatever it finds.
 """
 
 import argparse
+import fnmatch
 import importlib.util
 import sys
 import tempfile
@@ -112,6 +118,10 @@ const tooWide = el => widthOf(el) > colWidth + 1 ? `${widthOf(el)} px in a ${px(
   : `${widthOf(el)} px, indented: reaches ${px(el.getBoundingClientRect().right - colRight)} px past the column`;
 const problems = [];
 const result = {column: px(colWidth), tables: 0, tablesTooWide: 0, figures: 0, numbered: 0, codeTooWide: 0};
+result.citations = Array.from(article.querySelectorAll('a[href]'))
+  .filter(a => /(^|\/)references\.html#./.test(a.getAttribute('href'))).length;
+result.takeaways = Array.from(article.querySelectorAll('.admonition > .admonition-title'))
+  .filter(t => t.textContent.trim() === 'Key takeaways').length;
 
 const tables = Array.from(article.querySelectorAll('table'));
 tables.forEach((table, i) => {
@@ -203,6 +213,8 @@ class PageResult:
     figures: int = 0
     numbered: int = 0
     code_too_wide: int = 0
+    citations: int = 0
+    takeaways: int = 0
     problems: list[str] = field(default_factory=list)
     missing: bool = False
 
@@ -262,6 +274,8 @@ def measure_page(driver, html_root: Path, page: str) -> PageResult:
     result.figures = measured["figures"]
     result.numbered = measured["numbered"]
     result.code_too_wide = measured["codeTooWide"]
+    result.citations = measured["citations"]
+    result.takeaways = measured["takeaways"]
     result.problems += [f"{kind}: {detail}" for kind, detail in measured["problems"]]
     return result
 
@@ -283,12 +297,30 @@ def toc_pages(toc_path: Path) -> list[str]:
     return [f"{name}.html" for name in toc_files(yaml.safe_load(Path(toc_path).read_text()))]
 
 
+def check_contents(results: list[PageResult], chapters: str = "notebooks/*", first: str | None = None) -> None:
+    """Add to ``results`` what a chapter (``chapters``, a glob) or the first page (``first``) lacks."""
+    for r in results:
+        if r.missing:
+            continue
+        if fnmatch.fnmatch(r.page, chapters):
+            if r.numbered < 1:
+                r.problems.append("chapter without a numbered figure")
+            if r.citations < 1:
+                r.problems.append("chapter without a citation (a link into references.html)")
+            if r.takeaways != 1:
+                r.problems.append(f"chapter without one Key takeaways box: it has {r.takeaways}")
+        if r.page == first and r.tables < 1:
+            r.problems.append("first page without a table (the book's findings)")
+
+
 COLUMNS = [
     ("tables", "tables"),
     ("tables_too_wide", "too wide"),
     ("figures", "figures"),
     ("numbered", "numbered"),
     ("code_too_wide", "code too wide"),
+    ("citations", "citations"),
+    ("takeaways", "takeaways"),
     ("column", "column px"),
 ]
 
@@ -314,6 +346,7 @@ def main(argv=None) -> int:
     parser.add_argument("--width", default=1400, type=int, help="browser window width in px (default: 1400)")
     parser.add_argument("--pages", nargs="+", metavar="PAGE", help="only these pages (relative to --html)")
     parser.add_argument("--report", action="store_true", help="print only the per-page table and exit 0")
+    parser.add_argument("--chapters", default="notebooks/*", help="pages that are chapters (glob; %(default)s)")
     args = parser.parse_args(argv)
     if not args.html.is_dir():
         print(f"check-browser: no built site at {args.html}; run `make book` first.", file=sys.stderr)
@@ -337,6 +370,7 @@ def main(argv=None) -> int:
             results = check_pages(args.html, pages, driver=driver)
         finally:
             driver.quit()
+    check_contents(results, args.chapters, first=None if args.pages else pages[0])  # the toc's root page
     seconds = time.perf_counter() - start
     print(f"check-browser: {args.html} at {args.width} px, {len(pages)} pages in {seconds:.1f} s")
     print(summary_table(results))
