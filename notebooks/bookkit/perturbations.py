@@ -314,19 +314,27 @@ def module_detail(
     n_terms: int = 5,
 ) -> str:
     """A dropdown with one module's top genes and most significant terms per pole (the whole lists linked)."""
+    parts = genes_and_terms(report, label, n_genes, n_terms)
+    title = f"{report.output} module {report.module}: top genes and enriched terms"
+    return dropdown(title, *parts)
+
+
+def genes_and_terms(
+    report: ModuleReport, label: str, n_genes: int, n_terms: int, of: str = ""
+) -> list:
+    """Dropdown parts: the top ``n_genes`` per pole and the ``n_terms`` most significant terms per pole, each
+    table linked to the chapter's whole CSV; ``of`` names the module in the lead-ins (e.g. " of module 0")."""
     terms = terms_table(report, n_terms)
-    parts = [
-        f"**Top {n_genes} genes per pole** ({label}):",
+    return [
+        f"**Top {n_genes} genes per pole{of}** ({label}):",
         table(
             top_genes_display(report, n_genes), link="perturbation_module0_genes.csv"
         ),
-        f"**Most significant terms per pole** (at most {n_terms}, adjusted p ≤ 0.05; {label}):",
+        f"**Most significant terms per pole{of}** (at most {n_terms}, adjusted p ≤ 0.05; {label}):",
         table(terms, link="perturbation_module0_enrichment.csv")
         if len(terms)
         else "No term passes adjusted p ≤ 0.05.",
     ]
-    title = f"{report.output} module {report.module}: top genes and enriched terms"
-    return dropdown(title, *parts)
 
 
 def drug_section(
@@ -359,17 +367,7 @@ def drug_section(
     ]
     if is_simulated(adata):
         parts.append(SIMULATED_TERMS)
-    terms = terms_table(report, n_terms)
-    parts += [
-        f"**Top {n_genes} genes per pole of module 0** ({label}):",
-        table(
-            top_genes_display(report, n_genes), link="perturbation_module0_genes.csv"
-        ),
-        f"**Most significant terms per pole of module 0** (at most {n_terms}, adjusted p ≤ 0.05; {label}):",
-        table(terms, link="perturbation_module0_enrichment.csv")
-        if len(terms)
-        else "No term passes adjusted p ≤ 0.05.",
-    ]
+    parts += genes_and_terms(report, label, n_genes, n_terms, of=" of module 0")
     return dropdown(drug, *parts)
 
 
