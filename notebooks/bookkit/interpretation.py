@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bilinear_core.datasets.genesets import POST_STAND_INS
 from bilinear_core.interpret import Modules, n_top_genes
 from bilinear_core.report import SIGNS, ModuleReport, enrichment_table
 
@@ -258,28 +257,3 @@ def gene_list_rule(n_genes: int, fraction: float = 0.01, min_genes: int = 50) ->
             f"each pole here has {n} genes."
         )
     return f"With {n_genes:,} genes each pole has {n} genes ({fraction:.0%})."
-
-
-def _is_mouse_library(name: str) -> bool:
-    return "mouse" in name.lower()
-
-
-def libraries_sentence(stand_ins: dict[str, str] | None = None) -> str:
-    """A sentence naming the libraries used: the post's own ones and the stand-ins, with their originals."""
-    stand_ins = POST_STAND_INS if stand_ins is None else stand_ins
-    exact = [post for post, local in stand_ins.items() if post == local]
-    other = [
-        f"{local} for {post}" for post, local in stand_ins.items() if post != local
-    ]
-    text = f"the post's {len(stand_ins)} Enrichr libraries, {len(exact)} of them exactly ({', '.join(exact)})"
-    if other:
-        text += f" and {len(other)} through the closest library available offline ({'; '.join(other)})"
-    mouse = [local for local in stand_ins.values() if _is_mouse_library(local)]
-    human = [local for local in stand_ins.values() if not _is_mouse_library(local)]
-    text += "."
-    if mouse and human:
-        text += (
-            f" {' and '.join(mouse)} are in mouse symbols; the other {len(human)} use human symbols, matched by "
-            "upper-cased symbol, the usual first approximation of one-to-one orthology."
-        )
-    return text
