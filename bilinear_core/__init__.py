@@ -2,8 +2,8 @@
 
 The scanpy-style face works on AnnData: :mod:`~bilinear_core.pp` (preprocessing), :mod:`~bilinear_core.tl`
 (training and modules, written into ``adata``) and :mod:`~bilinear_core.pl` (figures). Underneath, the
-array-level functions :func:`fit` (:func:`fit_many`: independent fits in parallel processes) and
-:func:`eigendecompose` serve people who hold arrays. Analyses:
+array-level functions :func:`fit` (``seeds=…``: an exact ensemble; :func:`fit_many`: independent fits in
+parallel processes) and :func:`eigendecompose` serve people who hold arrays. Analyses:
 :mod:`~bilinear_core.enrichment`, :mod:`~bilinear_core.frequencies`, :mod:`~bilinear_core.composition`,
 :mod:`~bilinear_core.perturbation`, :mod:`~bilinear_core.baselines`, :mod:`~bilinear_core.stability`,
 :mod:`~bilinear_core.evaluation` (held-out comparison of training settings, e.g. the penalties of
@@ -35,7 +35,7 @@ from . import (
 )
 from .interpret import Modules, eigendecompose, module_scores, top_genes
 from .model import BilinearMLP
-from .train import FitResult, TrainSettings, fit, fit_many
+from .train import FitResult, TrainSettings, ensemble, fit, fit_many
 
 __all__ = [
     "BilinearMLP",
@@ -47,6 +47,7 @@ __all__ = [
     "datasets",
     "eigendecompose",
     "enrichment",
+    "ensemble",
     "evaluation",
     "fit",
     "fit_many",

@@ -100,13 +100,18 @@ def _read(path, expected: str, what: str) -> dict:
 def save_result(result: FitResult, path) -> Path:
     """Save the model's state dict (on the CPU) and everything :func:`load_result` needs, atomically.
 
-    Only a :class:`~bilinear_core.model.BilinearMLP` can be saved (other architectures have no rebuild recipe here).
+    Only a :class:`~bilinear_core.model.BilinearMLP` can be saved (other architectures have no rebuild recipe here);
+    an ensemble is saved with its members.
     """
+    return atomic_save({"format": FORMAT, **_result_payload(result)}, path)
+
+
+def _result_payload(result: FitResult) -> dict:
+    """What :func:`save_result` stores of one fit (and, recursively, of an ensemble's members)."""
     model = result.model
     if not isinstance(model, BilinearMLP):
         raise TypeError(f"save_result saves BilinearMLP models, got {type(model).__name__}.")
-    payload = {
-        "format": FORMAT,
+    return {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "architecture": {
             "n_in": model.n_in,
@@ -124,13 +129,17 @@ def save_result(result: FitResult, path) -> Path:
         "var_names": None if result.var_names is None else [str(v) for v in result.var_names],
         "settings": _plain(result.settings),
         "timings": _plain(result.timings),
+        "members": None if result.members is None else [_result_payload(m) for m in result.members],
     }
-    return atomic_save(payload, path)
 
 
 def load_result(path, device: str = "cpu") -> FitResult:
     """The :class:`~bilinear_core.train.FitResult` saved by :func:`save_result` (model on ``device``, in eval mode)."""
-    payload = _read(path, FORMAT, "saved model")
+    return _result_from_payload(_read(path, FORMAT, "saved model"), device)
+
+
+def _result_from_payload(payload: dict, device: str) -> FitResult:
+    members = payload.get("members")
     model = BilinearMLP(**payload["architecture"])
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
@@ -145,6 +154,7 @@ def load_result(path, device: str = "cpu") -> FitResult:
         var_names=payload.get("var_names"),
         settings=payload["settings"],
         timings=payload.get("timings", {}),
+        members=None if members is None else [_result_from_payload(m, device) for m in members],
     )
 
 

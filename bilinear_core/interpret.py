@@ -71,13 +71,16 @@ class Modules:
     ``eigenvalues`` is ``(t, k)`` and ``eigenvectors`` ``(t, g, k)``, both ordered by
     descending eigenvalue so module 0 is the largest positive one. ``k ≤ 2h`` (the rank bound);
     the ``g - k`` missing eigenvalues are exactly zero. Signs of eigenvectors are fixed so
-    that the largest-magnitude loading is positive.
+    that the largest-magnitude loading is positive. ``reliability`` is the reproducibility table of
+    :func:`bilinear_core.stability.module_reliability` once :func:`bilinear_core.tl.modules` has scored
+    the modules (``None``: not scored).
     """
 
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     output_names: list[str]
     var_names: list[str]
+    reliability: pd.DataFrame | None = None
 
     def _index(self, output) -> int:
         if isinstance(output, (int, np.integer)):
@@ -281,6 +284,7 @@ def orient_modules(modules: Modules, X, targets) -> Modules:
         eigenvectors=modules.eigenvectors * signs[:, None, :],
         output_names=list(modules.output_names),
         var_names=list(modules.var_names),
+        reliability=modules.reliability,
     )
 
 

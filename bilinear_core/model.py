@@ -56,3 +56,36 @@ class BilinearMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, g) -> (n, t)``."""
         return self.head(self.dropout(self.hidden(x)))
+
+
+def ensemble(models) -> BilinearMLP:
+    """The mean of ``k`` bilinear MLPs as one bilinear MLP, exactly.
+
+    Hidden units are concatenated (``W``, ``V``: ``(k·h, g)``) and the heads placed side by side and divided
+    by ``k`` (``P``: ``(t, k·h)``; head biases averaged), so the output is the members' mean output and every
+    interaction matrix ``Q_a`` the members' mean ``Q_a``: the ensemble is interpreted like one model. Members
+    need the same inputs, outputs and biases; the ensemble is on the CPU, in eval mode.
+    """
+    models = list(models)
+    if not models or not all(isinstance(m, BilinearMLP) for m in models):
+        raise TypeError("ensemble needs a non-empty list of BilinearMLP models.")
+    first = models[0]
+    bias = first.left.bias is not None
+    for i, m in enumerate(models[1:], start=1):
+        if (m.n_in, m.n_out, m.left.bias is not None) != (first.n_in, first.n_out, bias):
+            raise ValueError(
+                f"Member {i} has {m.n_in} inputs, {m.n_out} outputs (bias={m.left.bias is not None}); member 0 has "
+                f"{first.n_in}, {first.n_out} (bias={bias}): an ensemble needs the same inputs, outputs and biases."
+            )
+    k = len(models)
+    merged = BilinearMLP(first.n_in, sum(m.n_hidden for m in models), first.n_out, first.dropout.p, bias)
+    with torch.no_grad():
+        for name in ("left", "right"):
+            for part in ("weight", "bias") if bias else ("weight",):
+                getattr(getattr(merged, name), part).copy_(
+                    torch.cat([getattr(getattr(m, name), part).detach().cpu() for m in models])
+                )
+        merged.head.weight.copy_(torch.cat([m.head.weight.detach().cpu() for m in models], dim=1) / k)
+        if bias:
+            merged.head.bias.copy_(torch.stack([m.head.bias.detach().cpu() for m in models]).mean(dim=0))
+    return merged.eval()

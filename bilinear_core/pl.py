@@ -15,6 +15,7 @@ from anndata import AnnData
 from matplotlib.colors import TwoSlopeNorm
 
 from .interpret import Modules, module_auroc
+from .stability import reliability_of
 from .tl import get_modules
 
 #: The widest figure drawn here, in inches (a book's text column, or a notebook cell at 100 %).
@@ -98,6 +99,15 @@ def predicted_vs_true(pred: np.ndarray, true: np.ndarray, names, labels=None):
     return fig
 
 
+def reliability_label(modules: Modules, output, module: int) -> str:
+    """How reproducible one module is, in a few words (``modules.reliability``; unknown when not scored)."""
+    row = reliability_of(modules, output, module)
+    if row is None or pd.isna(row["reproducible"]):
+        return "reproducibility unknown"
+    verdict = "reproducible" if row["reproducible"] else "not reproducible"
+    return f"{verdict}, split-half |cos| {row['split_half_cos']:.2f}"
+
+
 def module_overview(
     modules: Modules,
     output,
@@ -116,7 +126,8 @@ def module_overview(
     histograms, each normalised to unit area so small classes stay visible, with ``highlight``
     (default: the output's name when it is a label) filled and drawn last, and its one-vs-rest
     AUROC in the title. With a continuous ``target`` ``(n,)`` each panel plots score against target,
-    coloured by label, with Pearson r in the title. ``palette`` maps labels to colours (default tab10).
+    coloured by label, with Pearson r in the title. Each title also says how reproducible the module is
+    (:func:`reliability_label`). ``palette`` maps labels to colours (default tab10).
     """
     scores = np.asarray(scores, dtype=np.float64)
     scores = scores[:, None] if scores.ndim == 1 else scores
@@ -139,7 +150,7 @@ def module_overview(
     auroc = None if highlight is None or target is not None else module_auroc(scores, labels == highlight)
     order = [c for c in labels.categories if c != highlight] + ([highlight] if highlight is not None else [])
     for m, ax in enumerate(axes[1 : k + 1]):
-        title = f"module {m}: λ = {values[m]:.3g}"
+        title = f"module {m}: λ = {values[m]:.3g}\n{reliability_label(modules, output, m)}"
         if target is None:
             edges = np.histogram_bin_edges(scores[:, m], bins=bins)
             for c in order:
@@ -152,13 +163,13 @@ def module_overview(
                             lw=1.3)  # fmt: skip
             ax.set(xlabel=f"module {m} score", ylabel="density (per label)")
             if auroc is not None:
-                title += f"\nAUROC({highlight}) = {auroc[m]:.2f}"  # two lines: fits a half-width panel
+                title += f"\nAUROC({highlight}) = {auroc[m]:.2f}"  # one fact a line: fits a half-width panel
         else:
             target = np.asarray(target, dtype=np.float64).ravel()
             for c in labels.categories:
                 sel = np.asarray(labels == c)
                 ax.scatter(target[sel], scores[sel, m], s=3, color=colours[c], label=c, rasterized=True)
-            title += f", r = {np.corrcoef(target, scores[:, m])[0, 1]:.2f}"
+            title += f"\nr = {np.corrcoef(target, scores[:, m])[0, 1]:.2f}"
             ax.set(xlabel="target", ylabel=f"module {m} score")
         ax.set_title(title, fontsize=10)
     for ax in axes[k + 1 :]:

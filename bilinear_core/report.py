@@ -9,19 +9,26 @@ import pandas as pd
 from .datasets.genesets import PACKAGED_LIBRARIES, POST_STAND_INS, library_path, load_library
 from .enrichment import enrich_modules
 from .interpret import Modules, top_genes
+from .stability import REPRODUCIBLE_COS, reliability_of
 
 SIGNS = ("positive", "negative")
 
 
 @dataclass
 class ModuleReport:
-    """Top genes (both signs) and enrichment of one module of one output."""
+    """Top genes (both signs) and enrichment of one module of one output, with its reproducibility.
+
+    ``reproducible`` is ``True``/``False`` when the module was scored (``split_half_cos``, see
+    :func:`bilinear_core.stability.module_reliability`) and ``None`` when unknown.
+    """
 
     output: str
     module: int
     eigenvalue: float
     genes: pd.DataFrame
     enrichment: pd.DataFrame
+    reproducible: bool | None = None
+    split_half_cos: float = float("nan")
 
     def top_table(self, n: int = 10) -> pd.DataFrame:
         """The ``n`` strongest genes per sign side by side (columns ``positive``, ``negative``; at most all genes)."""
@@ -40,9 +47,31 @@ def module_report(
     libraries=None,
     fraction: float = 0.01,
     min_genes: int = 50,
+    reproducible_only: bool = True,
     **enrich_kwargs,
 ) -> ModuleReport:
-    """Top genes of ``module`` of ``output`` (1 % per sign, at least ``min_genes``) and their enrichment."""
+    """Top genes of ``module`` of ``output`` (1 % per sign, at least ``min_genes``) and their enrichment.
+
+    Only modules shown reproducible are interpreted: ``modules.reliability`` (written by
+    :func:`bilinear_core.tl.modules` for an ensemble) must mark the module reproducible, or this raises a
+    ``ValueError`` saying why (not reproducible, or unknown for a single fit or an unscored module).
+    ``reproducible_only=False`` enriches it anyway; the report records the score either way.
+    """
+    row = reliability_of(modules, output, module)
+    known = row is not None and not pd.isna(row["reproducible"])
+    if reproducible_only and not (known and bool(row["reproducible"])):
+        name = modules.output_names[modules._index(output)]
+        if known:
+            why = (
+                f"is not reproducible: two halves of the ensemble agree on it with |cos| {row['split_half_cos']:.2f} "
+                f"< {REPRODUCIBLE_COS}. More seeds may steady it"
+            )
+        else:
+            why = (
+                "has unknown reproducibility (a single fit, or a module bc.tl.modules did not score). Train an "
+                "ensemble (bc.tl.train(..., seeds=range(5))) and score its modules with bc.tl.modules"
+            )
+        raise ValueError(f"Module {module} of {name!r} {why}; or pass reproducible_only=False to enrich it anyway.")
     genes = top_genes(modules, output, module, fraction=fraction, min_genes=min_genes)
     return ModuleReport(
         output=str(genes["output"].iloc[0]),
@@ -50,6 +79,8 @@ def module_report(
         eigenvalue=float(modules.values(output)[module]),
         genes=genes,
         enrichment=enrich_modules(genes, libraries, **enrich_kwargs),
+        reproducible=bool(row["reproducible"]) if known else None,
+        split_half_cos=float(row["split_half_cos"]) if row is not None else float("nan"),
     )
 
 

@@ -8,7 +8,9 @@ The scanpy-style face of :func:`~bilinear_core.train.fit` and
   :func:`modules`, the eigenvalues ``(outputs, 2h)``;
 - ``adata.obs[f"{key_added}_split"]``: ``"train"`` or ``"validation"`` per cell;
 - ``adata.varm[f"{key_added}_modules"]``: leading eigenvectors ``(genes, outputs, modules)``;
-- ``adata.obsm[f"{key_added}_scores"]``: cell scores on them ``(cells, outputs, modules)``.
+- ``adata.obsm[f"{key_added}_scores"]``: cell scores on them ``(cells, outputs, modules)``;
+- ``adata.uns[key_added]["reliability"]``: how reproducible each module is
+  (:func:`module_reliability`; scored for ensembles, trained with ``seeds=…``).
 
 All of it survives ``adata.write_h5ad`` / ``anndata.read_h5ad``; :func:`get_modules` reads the modules back.
 :func:`train_many` trains several models (settings, seeds) side by side, each under its own key.
@@ -22,6 +24,7 @@ from anndata import AnnData
 
 from .checks import get_matrix, get_obs_column
 from .interpret import Modules, eigendecompose, module_scores, orient_modules
+from .stability import module_reliability as reliability_table
 from .train import FitResult, fit_many
 
 SPLIT_LABELS = ("train", "validation")
@@ -79,7 +82,8 @@ def train(
     """Train a bilinear model of ``target`` from ``adata.X`` (or ``layer``) and record it in ``adata``.
 
     ``target`` and ``task`` as in :func:`target_values`; keyword arguments go to
-    :func:`~bilinear_core.train.fit` (the post's settings by default). Writes ``adata.uns[key_added]``
+    :func:`~bilinear_core.train.fit` (the post's settings by default; ``seeds=[…]`` and ``n_jobs`` train an
+    exact ensemble, whose modules :func:`modules` scores for reproducibility). Writes ``adata.uns[key_added]``
     (task, target, output names, classes, settings, history) and ``adata.obs[f"{key_added}_split"]``.
     """
     runs = {key_added: kwargs}
@@ -138,7 +142,10 @@ def modules(
     With ``orient`` (default) each module's sign is chosen so that the output's target scores high on
     the training cells (:func:`~bilinear_core.interpret.orient_modules`: one-vs-rest for classes, the
     covariance with the target for regression), which needs ``adata.uns[key_added]`` as :func:`train`
-    wrote it. Returns the full :class:`~bilinear_core.interpret.Modules` (all ``2h`` eigenpairs).
+    wrote it. For an ensemble the ``n_modules`` leading modules of both poles are scored for reproducibility
+    (:func:`bilinear_core.stability.module_reliability`, stored in ``adata.uns[key_added]["reliability"]`` and
+    returned as ``Modules.reliability``); for a single fit that table says the reproducibility is unknown.
+    Returns the full :class:`~bilinear_core.interpret.Modules` (all ``2h`` eigenpairs).
     """
     if result.var_names is not None and list(adata.var_names) != list(result.var_names):
         raise ValueError(
@@ -162,8 +169,11 @@ def modules(
     adata.varm[f"{key_added}_modules"] = np.ascontiguousarray(leading.transpose(1, 0, 2))
     scores = [module_scores(X, mods, output, k) for output in range(len(mods.output_names))]
     adata.obsm[f"{key_added}_scores"] = np.stack(scores, axis=1)
+    mods.reliability = reliability_table(result, k, modules=mods)
     adata.uns.setdefault(key_added, {})
-    adata.uns[key_added].update(eigenvalues=mods.eigenvalues, output_names=list(mods.output_names))
+    adata.uns[key_added].update(
+        eigenvalues=mods.eigenvalues, output_names=list(mods.output_names), reliability=mods.reliability
+    )
     return mods
 
 
@@ -178,4 +188,28 @@ def get_modules(adata: AnnData, key: str = "bilinear") -> Modules:
         eigenvectors=vectors,
         output_names=[str(o) for o in adata.uns[key]["output_names"]],
         var_names=[str(v) for v in adata.var_names],
+        reliability=_reliability(adata, key, required=False),
     )
+
+
+def module_reliability(adata: AnnData, key: str = "bilinear") -> pd.DataFrame:
+    """How reproducible the modules :func:`modules` stored under ``key`` are, as a tidy table.
+
+    One row per output, pole and rank: ``output``, ``pole``, ``rank``, ``module`` (0, 1, … from the most
+    positive eigenvalue; -1, -2, … from the most negative), ``eigenvalue``, ``share`` (of the output's
+    absolute eigenvalue mass), ``member_cos``, ``split_half_cos``, ``n_members`` and ``reproducible``
+    (``<NA>`` for a single fit: unknown). See :func:`bilinear_core.stability.module_reliability` for the
+    scores and the rule.
+    """
+    return _reliability(adata, key, required=True)
+
+
+def _reliability(adata: AnnData, key: str, required: bool) -> pd.DataFrame | None:
+    record = adata.uns.get(key, {})
+    if "reliability" not in record:
+        if required:
+            raise KeyError(f"adata.uns[{key!r}] holds no module reliability; run bc.tl.modules first.")
+        return None
+    table = pd.DataFrame(record["reliability"]).reset_index(drop=True)
+    table["reproducible"] = table["reproducible"].astype("boolean")
+    return table

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from .checks import as_dense_float, check_finite, check_min_cells, check_positive_integers
 from .devices import autocast, check_device, model_device, resolve_device
 from .model import BilinearMLP
+from .model import ensemble as ensemble_model
 from .parallel import run_jobs
 from .regularisation import EarlyStopping, collapse_latent, expand_inputs, gene_set_groups, proximal_step
 
@@ -37,6 +38,7 @@ __all__ = [
     "split_indices",
     "fit",
     "fit_many",
+    "ensemble",
     "classification_report",
     "regression_report",
 ]
@@ -182,6 +184,10 @@ class FitResult:
     ``output_names`` name every output and ``var_names`` every input gene (``None`` when unknown).
     ``settings`` are the arguments that produced the fit (identical on a
     rerun); ``timings`` hold measured speeds, which are not.
+
+    An ensemble (:func:`fit` with ``seeds``, :func:`ensemble`) holds the member fits in ``members``; its
+    ``model`` is their exact mean (:func:`bilinear_core.model.ensemble`), its ``history`` the members' mean per
+    epoch and its ``settings`` record the members' ``seeds``.
     """
 
     model: BilinearMLP
@@ -194,6 +200,7 @@ class FitResult:
     var_names: list[str] | None = None
     settings: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    members: list[FitResult] | None = None
 
     @property
     def best_epoch(self) -> int:
@@ -489,6 +496,8 @@ def fit(
     model_factory=None,
     checkpoint=None,
     resume=False,
+    seeds=None,
+    n_jobs: int = 1,
     **hyperparameters,
 ) -> FitResult:
     """Train a :class:`~bilinear_core.model.BilinearMLP` on ``X`` held in memory (Adam, cosine annealing).
@@ -519,6 +528,10 @@ def fit(
         and whether to continue from it: ``False``, ``True`` or ``"auto"`` (when the file exists). A resumed
         fit ends with the weights and history of an uninterrupted one; other settings, genes, outputs or split
         than the checkpoint's are refused.
+    seeds, n_jobs
+        Train an ensemble instead: one fit per seed (initial weights and batch order), all on the split of
+        ``seed``, in ``n_jobs`` processes (:func:`fit_many`), combined by :func:`ensemble` into one exact
+        bilinear MLP with the fits in ``result.members``.
 
     Notes
     -----
@@ -528,6 +541,11 @@ def fit(
     records the number of copies.
     """
     settings = TrainSettings.resolve(settings, **hyperparameters)
+    if seeds is not None:
+        return _fit_ensemble(
+            X, y, settings, seeds, n_jobs, train_idx=train_idx, val_idx=val_idx, output_names=output_names,
+            var_names=var_names, model_factory=model_factory, checkpoint=checkpoint, resume=resume,
+        )  # fmt: skip
     if model_factory is not None and not callable(model_factory):
         raise TypeError(f"model_factory must be a callable (n_in, n_hidden, n_out) -> Module, got {model_factory!r}.")
     penalised = settings.l1_penalty > 0 or settings.gene_penalty > 0 or settings.gene_set_penalty > 0
@@ -565,11 +583,61 @@ def fit(
     return FitResult(model, history, train_idx, val_idx, settings.task, names, classes, genes, record, timings)
 
 
+def _fit_ensemble(X, y, settings: TrainSettings, seeds, n_jobs: int, **kwargs) -> FitResult:
+    """:func:`fit` with ``seeds``: one fit per seed on one split (that of ``settings.seed``), combined exactly."""
+    if kwargs.pop("model_factory") is not None:
+        raise ValueError("seeds= builds an exact ensemble of bilinear MLPs; it cannot train a model_factory.")
+    if kwargs.pop("checkpoint") is not None or kwargs.pop("resume") is not False:
+        raise ValueError("Checkpoints save one fit; train the members one by one to checkpoint them.")
+    seeds = list(seeds) if not isinstance(seeds, str) else [seeds]
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}.")
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"seeds must differ from each other, got {seeds}: equal seeds give equal members.")
+    X = as_dense_float(X)
+    check_min_cells(X.shape[0], MIN_CELLS, "Training")
+    targets, _, _ = encode_targets(y, settings.task, X.shape[0], kwargs["output_names"])
+    train_idx, val_idx = resolve_split(targets, settings, kwargs.pop("train_idx"), kwargs.pop("val_idx"))
+    runs = {int(s): {"seed": int(s)} for s in seeds}
+    fits = fit_many(X, y, runs, n_jobs=n_jobs, settings=settings, train_idx=train_idx, val_idx=val_idx, **kwargs)
+    return ensemble([fits[int(s)] for s in seeds])
+
+
+def ensemble(results) -> FitResult:
+    """Fits of one task, outputs, genes and split combined into one exact ensemble :class:`FitResult`.
+
+    The model is :func:`bilinear_core.model.ensemble` of the members' (the mean of their outputs and of
+    their ``Q_a``), the history the members' mean per epoch; ``settings`` are the first member's with ``seed``
+    replaced by ``seeds`` (every member's), ``members`` the fits themselves.
+    """
+    results = list(results)
+    if not results or not all(isinstance(r, FitResult) for r in results):
+        raise TypeError("ensemble needs a non-empty list of FitResult objects.")
+    first = results[0]
+    for i, r in enumerate(results[1:], start=1):
+        same = (r.task, list(r.output_names), r.var_names) == (first.task, list(first.output_names), first.var_names)
+        split = np.array_equal(r.train_idx, first.train_idx) and np.array_equal(r.val_idx, first.val_idx)
+        if not same or not split:
+            raise ValueError(
+                f"Member {i} differs from member 0 in its task, outputs, genes or train/validation split; "
+                "an ensemble combines fits of one task on one split."
+            )
+    members = [m for r in results for m in (r.members or [r])]  # an ensemble of ensembles is flat
+    history = pd.concat([m.history for m in members]).groupby("epoch", as_index=False).mean()
+    settings = {k: v for k, v in first.settings.items() if k != "seed"}
+    settings["seeds"] = [m.settings.get("seed") for m in members]
+    return FitResult(
+        ensemble_model(m.model for m in members), history, first.train_idx, first.val_idx, first.task,
+        list(first.output_names), first.classes, first.var_names, settings, {}, members,
+    )  # fmt: skip
+
+
 def fit_many(X, y, runs: dict, *, n_jobs: int = 1, **common) -> dict:
     """Independent fits, ``{key: fit(X, y, **common | runs[key])}``, run in ``n_jobs`` processes at once.
 
     ``runs`` maps a key to the keywords of :func:`fit` that differ between runs (``weight_decay``, ``seed``,
-    ``train_idx``, ``settings``, ``model_factory``, …); ``common`` holds the rest. The processes share this
+    ``train_idx``, ``settings``, ``model_factory``, …) or to a :class:`TrainSettings` (``{"settings": …}``);
+    ``common`` holds the rest. The processes share this
     one's torch threads (``bilinear_core.parallel.run_jobs``) and every fit is seeded, so each result
     equals the sequential ``fit`` with the same number of threads.
     """
@@ -586,7 +654,7 @@ def fit_jobs(X, y, runs: dict, **common) -> dict:
     X = as_dense_float(X)
     jobs = {}
     for key, run in runs.items():
-        kwargs = common | dict(run)
+        kwargs = common | ({"settings": run} if isinstance(run, TrainSettings) else dict(run))
         base = kwargs.get("settings") or TrainSettings()
         size = kwargs.get("epochs", base.epochs) * kwargs.get("n_hidden", base.n_hidden)
         jobs[key] = (size, _fit_job, (X, y, kwargs))

@@ -271,15 +271,15 @@ def test_module_overview_figure():
     fig = bc.pl.module_overview(modules, "A", scores, labels)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles[1:] == [
-        "module 0: λ = 2\nAUROC(A) = 0.00",
-        "module 1: λ = 1\nAUROC(A) = 1.00",
-        "module 2: λ = -0.5\nAUROC(A) = 0.50",
+        "module 0: λ = 2\nreproducibility unknown\nAUROC(A) = 0.00",
+        "module 1: λ = 1\nreproducibility unknown\nAUROC(A) = 1.00",
+        "module 2: λ = -0.5\nreproducibility unknown\nAUROC(A) = 0.50",
     ]
     plt.close(fig)
     fig = bc.pl.module_overview(modules, "A", scores[:, :2], labels, target=np.arange(10.0))
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()][1:] == [
-        "module 0: λ = 2, r = 1.00",
-        "module 1: λ = 1, r = -1.00",
+        "module 0: λ = 2\nreproducibility unknown\nr = 1.00",
+        "module 1: λ = 1\nreproducibility unknown\nr = -1.00",
     ]
     plt.close(fig)
     with pytest.raises(ValueError, match="highlight 'C' is not a label"):

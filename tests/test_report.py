@@ -25,7 +25,7 @@ def test_module_report_and_summary():
     top = bc.top_genes(modules, "y", min_genes=5)
     positive = top.loc[top["sign"] == "positive", "gene"].tolist()
     library = {"toy": {"planted": positive, "other": genes[::7]}}
-    report = bc.report.module_report(modules, "y", min_genes=5, libraries=library)
+    report = bc.report.module_report(modules, "y", min_genes=5, libraries=library, reproducible_only=False)
     assert report.top_table(3)["positive"].tolist() == positive[:3]
     assert report.key_terms("positive") == ["planted"]
     assert report.eigenvalue == modules.values("y")[0]
@@ -81,7 +81,9 @@ def test_small_text_scales_wide_figures_to_the_column():
 def test_top_table_is_capped_at_the_list_length():
     torch.manual_seed(0)
     modules = bc.eigendecompose(bc.BilinearMLP(12, 2, 1), var_names=[f"G{i}" for i in range(12)])
-    report = bc.report.module_report(modules, 0, min_genes=3, libraries={"toy": {"t": ["G0", "G1"]}})
+    report = bc.report.module_report(
+        modules, 0, min_genes=3, libraries={"toy": {"t": ["G0", "G1"]}}, reproducible_only=False
+    )
     assert report.top_table(10).shape == (3, 2)
 
 

@@ -1,0 +1,187 @@
+"""Ensembles stay exact bilinear MLPs; module reliability on a planted direction; gating, storage, save/load."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import bilinear_core as bc
+from bilinear_core.checkpoint import load_result, save_result
+from bilinear_core.interpret import interaction_matrices
+from bilinear_core.model import BilinearMLP, ensemble
+from bilinear_core.stability import REPRODUCIBLE_COS, module_reliability
+
+GENES = [f"g{i}" for i in range(100)]
+PLANTED = dict(task="regression", loss="mse", epochs=30, n_hidden=4, lr=1e-2, batch_size=128, progress=False)
+
+
+def _weights(model: BilinearMLP):
+    return [m.weight.detach().double().numpy() for m in (model.left, model.right, model.head)]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_ensemble_output_and_interaction_matrices_are_the_members_means(bias):
+    torch.manual_seed(0)
+    models = [BilinearMLP(7, n_hidden=h, n_out=3, bias=bias) for h in (2, 5, 3)]
+    merged = ensemble(models)
+    x = torch.randn(11, 7)
+    with torch.no_grad():
+        mean = torch.stack([m.eval()(x) for m in models]).mean(dim=0)
+        np.testing.assert_allclose(merged(x).numpy(), mean.numpy(), rtol=1e-5, atol=1e-6)
+    assert merged.n_hidden == 10
+    if bias:
+        return
+    # Q_a of every member by hand in numpy: sym(Σ_h P[a,h] w_h v_hᵀ); the ensemble's is their mean
+    dense = []
+    for model in models:
+        W, V, P = _weights(model)
+        Q = np.einsum("ah,hi,hj->aij", P, W, V)
+        dense.append(0.5 * (Q + Q.transpose(0, 2, 1)))
+    np.testing.assert_allclose(interaction_matrices(merged).numpy(), np.mean(dense, axis=0), atol=1e-7)
+
+
+def test_ensemble_refuses_members_that_do_not_fit_together():
+    with pytest.raises(ValueError, match="Member 1 has 5 inputs"):
+        ensemble([BilinearMLP(4), BilinearMLP(5)])
+    with pytest.raises(TypeError, match="non-empty list of BilinearMLP"):
+        ensemble([])
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """y = (uᵀx)², u on genes g0-g4: one direction carries the target, every other module is noise."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 100)).astype(np.float32)
+    u = np.zeros(100)
+    u[:5] = 1 / np.sqrt(5)
+    result = bc.fit(X, (X @ u) ** 2, seeds=[0, 1, 2, 3, 4, 5], n_jobs=2, var_names=GENES, **PLANTED)
+    return X, u, result
+
+
+def test_fit_with_seeds_trains_each_member_as_its_own_fit_on_one_split(planted):
+    X, u, result = planted
+    assert result.settings["seeds"] == [0, 1, 2, 3, 4, 5] and "seed" not in result.settings
+    assert result.model.n_hidden == 6 * 4
+    split = bc.train.split_indices(len(X), 0.3, seed=42)  # the split of settings.seed, shared by all members
+    np.testing.assert_array_equal(result.train_idx, split[0])
+    single = bc.fit(X, (X @ u) ** 2, seed=3, train_idx=split[0], val_idx=split[1], var_names=GENES, **PLANTED)
+    for mine, theirs in zip(_weights(result.members[3].model), _weights(single.model)):
+        np.testing.assert_array_equal(mine, theirs)
+    members = np.mean([m.predict(X) for m in result.members], axis=0)
+    np.testing.assert_allclose(result.predict(X), members, rtol=1e-5, atol=1e-6)
+    expected = np.mean([m.history["val_loss"] for m in result.members], axis=0)
+    np.testing.assert_allclose(result.history["val_loss"], expected)
+
+
+def test_planted_direction_is_reproducible_and_noise_modules_are_not(planted):
+    X, u, result = planted
+    table = module_reliability(result)
+    top = table[table["module"] == 0].iloc[0]
+    modules = bc.eigendecompose(result)
+    assert abs(modules.vectors(0)[:, 0] @ u) > 0.99  # module 0 is the planted direction
+    assert top["split_half_cos"] > 0.99 and top["member_cos"] > 0.99 and top["reproducible"]
+    noise = table[table["module"] != 0]
+    assert (noise["split_half_cos"] < REPRODUCIBLE_COS).all() and not noise["reproducible"].any()
+    # shares by hand: |λ| over the output's absolute eigenvalue mass, from the dense Q of the ensemble
+    dense = np.linalg.eigvalsh(interaction_matrices(result.model)[0].numpy())
+    assert top["share"] == pytest.approx(abs(dense).max() / abs(dense).sum(), rel=1e-6)
+    assert list(table["module"]) == [0, 1, 2, -1, -2, -3] and set(table["n_members"]) == {6}
+
+
+def test_identical_members_agree_fully_and_a_single_fit_is_unknown(planted):
+    X, u, result = planted
+    twice = bc.ensemble([result.members[0], result.members[0]])
+    table = module_reliability(twice, n_modules=2)
+    np.testing.assert_allclose(table[["member_cos", "split_half_cos"]], 1.0, atol=1e-6)
+    single = module_reliability(result.members[0])
+    assert single["split_half_cos"].isna().all() and single["reproducible"].isna().all()
+    assert set(single["n_members"]) == {1}
+
+
+def test_tl_modules_scores_an_ensemble_and_the_h5ad_round_trip_keeps_it(planted, tmp_path):
+    X, u, _ = planted
+    adata = ad.AnnData(X[:600], var=pd.DataFrame(index=GENES))
+    adata.obsm["y"] = ((X[:600] @ u) ** 2)[:, None]
+    result = bc.tl.train(adata, "y", seeds=[0, 1, 2, 3], **PLANTED)
+    modules = bc.tl.modules(adata, result, n_modules=2)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    table = bc.tl.module_reliability(back)
+    pd.testing.assert_frame_equal(table, modules.reliability)
+    pd.testing.assert_frame_equal(bc.tl.get_modules(back).reliability, table)
+    np.testing.assert_array_equal(back.obsm["bilinear_scores"], adata.obsm["bilinear_scores"])
+    assert list(back.uns["bilinear"]["settings"]["seeds"]) == [0, 1, 2, 3]
+    single = bc.tl.train(adata, "y", key_added="one", **PLANTED)
+    bc.tl.modules(adata, single, key_added="one")
+    adata.write_h5ad(tmp_path / "b.h5ad")
+    unknown = bc.tl.module_reliability(ad.read_h5ad(tmp_path / "b.h5ad"), key="one")
+    assert unknown["reproducible"].isna().all()
+    with pytest.raises(KeyError, match="run bc.tl.modules first"):
+        bc.tl.module_reliability(adata, key="missing")
+
+
+def test_module_report_enriches_only_reproducible_modules_unless_asked(planted):
+    X, u, result = planted
+    modules = bc.eigendecompose(result)
+    modules.reliability = module_reliability(result, modules=modules)
+    library = {"toy": {"planted": GENES[:5], "other": GENES[50:60]}}
+    report = bc.report.module_report(modules, 0, module=0, libraries=library, min_genes=5)
+    assert report.reproducible is True and report.split_half_cos > 0.99
+    top = report.genes.loc[report.genes["sign"] == "positive", "gene"]
+    assert set(top) == set(GENES[:5])
+    with pytest.raises(ValueError, match=r"Module 1 of '0' is not reproducible: .*\|cos\| 0\.\d\d < 0\.8"):
+        bc.report.module_report(modules, 0, module=1, libraries=library, min_genes=5)
+    forced = bc.report.module_report(modules, 0, module=1, libraries=library, min_genes=5, reproducible_only=False)
+    assert forced.reproducible is False
+    single = bc.eigendecompose(result.members[0])
+    with pytest.raises(ValueError, match="unknown reproducibility .* Train an ensemble"):
+        bc.report.module_report(single, 0, libraries=library, min_genes=5)
+
+
+def test_module_overview_titles_say_how_reproducible_each_module_is(planted):
+    X, u, result = planted
+    modules = bc.eigendecompose(result)
+    modules.reliability = module_reliability(result, modules=modules)
+    fig = bc.pl.module_overview(modules, 0, X @ modules.vectors(0)[:, :2], np.zeros(len(X)), target=X[:, 0])
+    titles = [ax.get_title() for ax in fig.axes[1:3]]
+    assert "reproducible, split-half |cos| 1.00" in titles[0] and "not reproducible" in titles[1]
+    single = bc.eigendecompose(result.members[0])
+    assert bc.pl.reliability_label(single, 0, 0) == "reproducibility unknown"
+
+
+def test_saved_ensemble_loads_with_its_members_and_predicts_bit_identically(planted, tmp_path):
+    X, u, result = planted
+    loaded = load_result(save_result(result, tmp_path / "e.pt"))
+    np.testing.assert_array_equal(loaded.predict(X), result.predict(X))
+    assert len(loaded.members) == 6
+    np.testing.assert_array_equal(loaded.members[2].predict(X), result.members[2].predict(X))
+    pd.testing.assert_frame_equal(module_reliability(loaded), module_reliability(result))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(seeds=[1, 1]), ValueError, "seeds must differ"),
+        (dict(seeds=[]), ValueError, "non-empty list of integers"),
+        (dict(seeds=[1.5]), ValueError, "non-empty list of integers"),
+        (dict(seeds=[1, 2], model_factory=bc.baselines.ReluMLP), ValueError, "cannot train a model_factory"),
+    ],
+)
+def test_bad_ensemble_requests_name_the_problem(kwargs, error, message):
+    X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    with pytest.raises(error, match=message):
+        bc.fit(X, np.repeat(["a", "b"], 20), epochs=1, progress=False, **kwargs)
+
+
+def test_fit_many_accepts_train_settings_values():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(60, 8)).astype(np.float32), np.repeat(["a", "b", "c"], 20)
+    settings = bc.TrainSettings(epochs=2, n_hidden=4, seed=7, progress=False)
+    many = bc.fit_many(X, y, {"run": settings})["run"]
+    one = bc.fit(X, y, settings=settings)
+    assert many.settings == one.settings and many.settings["seed"] == 7
+    for mine, theirs in zip(_weights(many.model), _weights(one.model)):
+        np.testing.assert_array_equal(mine, theirs)
