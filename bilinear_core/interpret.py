@@ -25,6 +25,8 @@ __all__ = [
     "quadratic_form",
     "Modules",
     "eigendecompose",
+    "leading_modules",
+    "squared_norms",
     "module_scores",
     "n_top_genes",
     "top_genes",
@@ -119,6 +121,25 @@ def _fix_signs(vectors: np.ndarray) -> np.ndarray:
     return vectors * signs
 
 
+def _model_and_names(model, output_names, var_names) -> tuple[BilinearMLP, list[str], list[str]]:
+    """The :class:`BilinearMLP` of ``model`` (or of a fit result) and its output and gene names, checked."""
+    if not isinstance(model, BilinearMLP):
+        if not isinstance(getattr(model, "model", None), BilinearMLP):
+            raise TypeError(f"Pass a BilinearMLP or a fit result holding one, got {type(model).__name__}.")
+        output_names = model.output_names if output_names is None else output_names
+        var_names = model.var_names if var_names is None else var_names
+        model = model.model
+    t, g = model.n_out, model.n_in
+    output_names = [str(i) for i in range(t)] if output_names is None else [str(o) for o in output_names]
+    var_names = [str(i) for i in range(g)] if var_names is None else [str(v) for v in var_names]
+    if len(output_names) != t or len(var_names) != g:
+        raise ValueError(
+            f"The model has {t} outputs and {g} inputs; got {len(output_names)} output names and "
+            f"{len(var_names)} var names."
+        )
+    return model, output_names, var_names
+
+
 def eigendecompose(model, output_names=None, var_names=None, dense: bool = False) -> Modules:
     """Exact eigenpairs of every output's symmetric ``Q_a``.
 
@@ -129,22 +150,9 @@ def eigendecompose(model, output_names=None, var_names=None, dense: bool = False
     eigenpairs that can be non-zero. ``dense=True`` forms each ``g × g`` matrix and keeps its
     ``2h`` largest-magnitude eigenpairs (the reference the tests compare against).
     """
-    if not isinstance(model, BilinearMLP):
-        if not isinstance(getattr(model, "model", None), BilinearMLP):
-            raise TypeError(f"Pass a BilinearMLP or a fit result holding one, got {type(model).__name__}.")
-        output_names = model.output_names if output_names is None else output_names
-        var_names = model.var_names if var_names is None else var_names
-        model = model.model
+    model, output_names, var_names = _model_and_names(model, output_names, var_names)
     W, V, P = _weights(model)
     h, g = W.shape
-    t = P.shape[0]
-    output_names = [str(i) for i in range(t)] if output_names is None else [str(o) for o in output_names]
-    var_names = [str(i) for i in range(g)] if var_names is None else [str(v) for v in var_names]
-    if len(output_names) != t or len(var_names) != g:
-        raise ValueError(
-            f"The model has {t} outputs and {g} inputs; got {len(output_names)} output names and "
-            f"{len(var_names)} var names."
-        )
     if dense:
         values, vectors = _dense_eigh(interaction_matrices(model))
         keep = values.abs().argsort(dim=-1, descending=True)[:, : min(2 * h, g)].sort(dim=-1).values
@@ -163,6 +171,61 @@ def eigendecompose(model, output_names=None, var_names=None, dense: bool = False
         output_names=output_names,
         var_names=var_names,
     )
+
+
+def squared_norms(model) -> np.ndarray:
+    """``‖Q_a‖²_F = Σ λ²`` of every output ``(t,)``, from ``h × h`` Gram matrices of the factors (no ``g × g``).
+
+    With ``A_a = Σ_h P[a,h] w_h v_hᵀ`` and ``Q_a = ½(A_a + A_aᵀ)``: ``‖Q_a‖² = ½(‖A_a‖² + tr(A_a²))``,
+    ``‖A_a‖² = pᵀ (WWᵀ ∘ VVᵀ) p`` and ``tr(A_a²) = pᵀ (VWᵀ ∘ WVᵀ) p``.
+    """
+    model, _, _ = _model_and_names(model, None, None)
+    W, V, P = _weights(model)
+    same = (W @ W.T) * (V @ V.T)  # (h, h)
+    crossed = (V @ W.T) * (W @ V.T)
+    return (0.5 * torch.einsum("ah,hk,ak->a", P, same + crossed, P)).numpy()
+
+
+#: Up to this many columns of ``[Wᵀ Vᵀ]`` (``2h``), :func:`leading_modules` slices the exact decomposition.
+EXACT_RANK = 512
+
+
+def leading_modules(model, n: int, output_names=None, var_names=None) -> Modules:
+    """The ``n`` most positive and ``n`` most negative eigenpairs of every output: ``2n`` modules, descending.
+
+    For the large hidden layers of ensembles, where the exact ``2h × 2h`` problem of :func:`eigendecompose`
+    grows towards ``g × g``: up to :data:`EXACT_RANK` columns of ``[Wᵀ Vᵀ]`` the exact pairs are sliced,
+    beyond it each output's ends of the spectrum come from Lanczos iterations (ARPACK's ``eigsh``, to machine
+    precision, from a fixed start vector) on ``Q_a`` applied through the factors, ``O(g h)`` per product.
+    Module ``-1`` is the most negative eigenvalue, as in :class:`Modules`. ``model`` as for
+    :func:`eigendecompose`.
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    model, output_names, var_names = _model_and_names(model, output_names, var_names)
+    h, g = model.n_hidden, model.n_in
+    if 2 * h <= EXACT_RANK or 2 * n >= min(g, 2 * h):
+        exact = eigendecompose(model, output_names, var_names)
+        r = exact.eigenvalues.shape[1]
+        keep = np.unique(np.r_[: min(n, r), r - np.arange(1, min(n, r) + 1)])
+        return Modules(exact.eigenvalues[:, keep], exact.eigenvectors[:, :, keep], output_names, var_names)
+    W, V, P = (w.numpy() for w in _weights(model))
+    values, vectors = [], []
+    for p in P:
+
+        def matvec(x, p=p):  # Q_a x = ½ Σ_h p_h (w_h v_hᵀ + v_h w_hᵀ) x
+            x = np.ravel(x)
+            return 0.5 * (W.T @ (p * (V @ x)) + V.T @ (p * (W @ x)))
+
+        operator = LinearOperator((g, g), matvec=matvec, dtype=np.float64)
+        value, vector = eigsh(operator, k=2 * n, which="BE", v0=np.ones(g), tol=0)
+        order = np.argsort(value)[::-1]
+        values.append(value[order])
+        vectors.append(vector[:, order])
+    return Modules(np.array(values), _fix_signs(np.array(vectors)), output_names, var_names)
 
 
 def module_scores(X, modules: Modules, output, n_modules: int = 3) -> np.ndarray:

@@ -15,7 +15,7 @@ from anndata import AnnData
 from scipy import special, stats
 
 from .checks import get_obs_column
-from .interpret import Modules, eigendecompose, n_top_genes, pole_indices
+from .interpret import Modules, leading_modules, n_top_genes, pole_indices, squared_norms
 from .train import ensemble
 
 # --------------------------------------------------------------------------------------------- marker overlap
@@ -244,16 +244,18 @@ def stability_table(
 #: ``sqrt(2 / (π g))`` (:func:`random_abs_cosine`: 0.018 for 2,000 genes, and 0.08 if the modules only roam a
 #: 100-dimensional subspace), so the rule sits far above chance.
 REPRODUCIBLE_COS = 0.8
+#: How many of a member's (a half's) leading modules of a pole :func:`module_reliability` matches against.
+MATCH_CANDIDATES = 10
 
 
 def _pole_columns(values: np.ndarray, pole: str) -> np.ndarray:
-    """Indices of the eigenvalues of one pole: positive (``> 0``) or negative (``< 0``)."""
-    return np.flatnonzero(values > 0 if pole == "positive" else values < 0)
+    """Indices of one pole's eigenvalues, strongest first: positive (``> 0``) or negative (``< 0``)."""
+    return np.flatnonzero(values > 0) if pole == "positive" else np.flatnonzero(values < 0)[::-1]
 
 
 def _best_match(candidates: Modules, output: int, pole: str, targets: np.ndarray) -> np.ndarray:
-    """Each target column's best match ``(g, n)`` among one output's modules of the same pole (by ``|cos|``)."""
-    columns = _pole_columns(candidates.eigenvalues[output], pole)
+    """Each target column's best match ``(g, n)`` among one output's leading modules of the same pole (``|cos|``)."""
+    columns = _pole_columns(candidates.eigenvalues[output], pole)[:MATCH_CANDIDATES]
     vectors = candidates.eigenvectors[output][:, columns].astype(np.float64)  # unit columns (g, c)
     best = np.abs(vectors.T @ targets).argmax(axis=0)
     return vectors[:, best]
@@ -266,10 +268,11 @@ def module_reliability(result, n_modules: int = 3, *, modules: Modules | None = 
     ``members``. For the ``n_modules`` most positive and most negative eigenvalues of every output
     (``module`` 0, 1, … and -1, -2, …, as in :func:`module_stability`):
 
-    - ``eigenvalue`` and ``share``, the module's part of the output's absolute eigenvalue mass
-      ``|λ| / Σ|λ|``;
+    - ``eigenvalue`` and ``share``, the module's part of the output's ``‖Q_a‖²_F``, ``λ² / Σλ²``
+      (:func:`~bilinear_core.interpret.squared_norms`);
     - ``member_cos``: the mean over members of the ``|cos|`` between the ensemble's module and the member's
-      best-matching module of the same pole (order and sign do not matter);
+      best-matching module among its :data:`MATCH_CANDIDATES` leading ones of the same pole (order and sign
+      do not matter);
     - ``split_half_cos``: the members split into two disjoint halves (first and second half), each combined
       into an ensemble; ``|cos|`` between the halves' best matches of the module. It measures an ensemble of
       half the size, so it errs on the safe side;
@@ -277,26 +280,27 @@ def module_reliability(result, n_modules: int = 3, *, modules: Modules | None = 
 
     A single fit (or an ensemble of one) has no members to compare: its scores are NaN and ``reproducible``
     is ``<NA>``, unknown. ``modules`` (the ensemble's, e.g. oriented) and ``member_modules`` (one per member)
-    reuse decompositions already made.
+    reuse decompositions already made; the others are computed by
+    :func:`~bilinear_core.interpret.leading_modules`.
     """
     k = int(n_modules)
     if k < 1:
         raise ValueError(f"n_modules must be a positive integer, got {n_modules!r}.")
-    modules = eigendecompose(result) if modules is None else modules
+    modules = leading_modules(result, k) if modules is None else modules
     members = result.members or []
     n = len(members)
     if n >= 2:
-        member_modules = [eigendecompose(m) for m in members] if member_modules is None else list(member_modules)
+        if member_modules is None:
+            member_modules = [leading_modules(m, MATCH_CANDIDATES) for m in members]
         if len(member_modules) != n:
             raise ValueError(f"member_modules has {len(member_modules)} entries for {n} members.")
-        halves = [eigendecompose(ensemble(part)) for part in (members[: n // 2], members[n // 2 :])]
+        halves = [leading_modules(ensemble(part), MATCH_CANDIDATES) for part in (members[: n // 2], members[n // 2 :])]
+    norms = squared_norms(result)
     rows = []
     for a, output in enumerate(modules.output_names):
         values = modules.eigenvalues[a]
-        mass = np.abs(values).sum()
         for pole in ("positive", "negative"):
-            columns = _pole_columns(values, pole)
-            columns = columns[:k] if pole == "positive" else columns[::-1][:k]
+            columns = _pole_columns(values, pole)[:k]
             if not len(columns):
                 continue
             targets = modules.eigenvectors[a][:, columns].astype(np.float64)
@@ -311,7 +315,7 @@ def module_reliability(result, n_modules: int = 3, *, modules: Modules | None = 
                 rows.append(
                     dict(
                         output=output, pole=pole, rank=rank, module=int(module), eigenvalue=float(values[column]),
-                        share=float(abs(values[column]) / mass) if mass > 0 else np.nan,
+                        share=float(values[column] ** 2 / norms[a]) if norms[a] > 0 else np.nan,
                         member_cos=float(member_cos[rank]), split_half_cos=float(split_half[rank]), n_members=max(n, 1),
                     )
                 )  # fmt: skip

@@ -85,9 +85,9 @@ def test_planted_direction_is_reproducible_and_noise_modules_are_not(planted):
     assert top["split_half_cos"] > 0.99 and top["member_cos"] > 0.99 and top["reproducible"]
     noise = table[table["module"] != 0]
     assert (noise["split_half_cos"] < REPRODUCIBLE_COS).all() and not noise["reproducible"].any()
-    # shares by hand: |λ| over the output's absolute eigenvalue mass, from the dense Q of the ensemble
+    # shares by hand: λ² over Σλ² = ‖Q‖², from the dense Q of the ensemble
     dense = np.linalg.eigvalsh(interaction_matrices(result.model)[0].numpy())
-    assert top["share"] == pytest.approx(abs(dense).max() / abs(dense).sum(), rel=1e-6)
+    assert top["share"] == pytest.approx(dense.max() ** 2 / (dense**2).sum(), rel=1e-6)
     assert list(table["module"]) == [0, 1, 2, -1, -2, -3] and set(table["n_members"]) == {6}
 
 
@@ -185,3 +185,27 @@ def test_fit_many_accepts_train_settings_values():
     assert many.settings == one.settings and many.settings["seed"] == 7
     for mine, theirs in zip(_weights(many.model), _weights(one.model)):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_leading_modules_of_a_large_ensemble_equal_the_dense_ends_of_the_spectrum():
+    torch.manual_seed(1)
+    merged = ensemble([BilinearMLP(80, n_hidden=100, n_out=2) for _ in range(3)])  # 2h = 600: Lanczos
+    leading = bc.interpret.leading_modules(merged, 3)
+    for a in range(2):
+        values, vectors = np.linalg.eigh(interaction_matrices(merged)[a].numpy())  # ascending
+        ends = np.r_[79, 78, 77, 2, 1, 0]  # three largest, three smallest, descending
+        np.testing.assert_allclose(leading.eigenvalues[a], values[ends], rtol=1e-8, atol=1e-12)
+        cos = np.abs(np.sum(leading.eigenvectors[a] * vectors[:, ends], axis=0))
+        np.testing.assert_allclose(cos, 1.0, atol=1e-6)
+    small = BilinearMLP(80, 4, 2)  # 2h = 8: the exact pairs, sliced
+    exact = bc.eigendecompose(small)
+    np.testing.assert_array_equal(
+        bc.interpret.leading_modules(small, 2).eigenvalues, exact.eigenvalues[:, [0, 1, 6, 7]]
+    )
+
+
+def test_squared_norms_equal_the_sum_of_squared_dense_eigenvalues():
+    torch.manual_seed(2)
+    model = BilinearMLP(30, n_hidden=7, n_out=3)
+    dense = np.linalg.eigvalsh(interaction_matrices(model).numpy())  # (t, g)
+    np.testing.assert_allclose(bc.interpret.squared_norms(model), (dense**2).sum(axis=1), rtol=1e-10)
