@@ -221,7 +221,7 @@ def leading_modules(model, n: int, output_names=None, var_names=None) -> Modules
             return 0.5 * (W.T @ (p * (V @ x)) + V.T @ (p * (W @ x)))
 
         operator = LinearOperator((g, g), matvec=matvec, dtype=np.float64)
-        value, vector = eigsh(operator, k=2 * n, which="BE", v0=np.ones(g), tol=0)
+        value, vector = eigsh(operator, k=2 * n, which="BE", v0=np.ones(g), tol=0, ncv=min(g, 4 * n + 8))
         order = np.argsort(value)[::-1]
         values.append(value[order])
         vectors.append(vector[:, order])

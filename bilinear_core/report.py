@@ -18,8 +18,8 @@ SIGNS = ("positive", "negative")
 class ModuleReport:
     """Top genes (both signs) and enrichment of one module of one output, with its reproducibility.
 
-    ``reproducible`` is ``True``/``False`` when the module was scored (``split_half_cos``, see
-    :func:`bilinear_core.stability.module_reliability`) and ``None`` when unknown.
+    ``reproducible`` is ``True``/``False`` when the module was scored (``split_half_cos`` over an ensemble of
+    ``n_members`` fits, see :func:`bilinear_core.stability.module_reliability`) and ``None`` when unknown.
     """
 
     output: str
@@ -29,6 +29,7 @@ class ModuleReport:
     enrichment: pd.DataFrame
     reproducible: bool | None = None
     split_half_cos: float = float("nan")
+    n_members: int = 1
 
     def top_table(self, n: int = 10) -> pd.DataFrame:
         """The ``n`` strongest genes per sign side by side (columns ``positive``, ``negative``; at most all genes)."""
@@ -81,6 +82,7 @@ def module_report(
         enrichment=enrich_modules(genes, libraries, **enrich_kwargs),
         reproducible=bool(row["reproducible"]) if known else None,
         split_half_cos=float(row["split_half_cos"]) if row is not None else float("nan"),
+        n_members=int(row["n_members"]) if row is not None else 1,
     )
 
 

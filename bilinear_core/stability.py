@@ -16,6 +16,7 @@ from scipy import special, stats
 
 from .checks import get_obs_column
 from .interpret import Modules, leading_modules, n_top_genes, pole_indices, squared_norms
+from .parallel import run_jobs
 from .train import ensemble
 
 # --------------------------------------------------------------------------------------------- marker overlap
@@ -294,7 +295,13 @@ def module_reliability(result, n_modules: int = 3, *, modules: Modules | None = 
             member_modules = [leading_modules(m, MATCH_CANDIDATES) for m in members]
         if len(member_modules) != n:
             raise ValueError(f"member_modules has {len(member_modules)} entries for {n} members.")
-        halves = [leading_modules(ensemble(part), MATCH_CANDIDATES) for part in (members[: n // 2], members[n // 2 :])]
+        halves = [
+            part_modules[0] if len(part) == 1 else leading_modules(ensemble(part), MATCH_CANDIDATES)
+            for part, part_modules in (
+                (members[: n // 2], member_modules[: n // 2]),
+                (members[n // 2 :], member_modules[n // 2 :]),
+            )
+        ]
     norms = squared_norms(result)
     rows = []
     for a, output in enumerate(modules.output_names):
@@ -341,3 +348,33 @@ def reliability_of(modules: Modules, output, module: int) -> dict | None:
     signed = int(module) - size if int(module) >= 0 and int(module) >= size // 2 else int(module)
     rows = table[(table["output"].astype(str) == name) & (table["module"].isin([int(module), signed]))]
     return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def _reliability_job(result, n_modules: int, member_modules: list) -> pd.DataFrame:
+    return module_reliability(result, n_modules, member_modules=member_modules)
+
+
+def ensemble_agreement(fits, sizes=(1, 3, 5, 10), n_modules: int = 3, n_jobs: int = 1) -> pd.DataFrame:
+    """How well two disjoint ensembles of ``k`` fits agree on each module, for every ``k`` in ``sizes``.
+
+    ``fits`` are single fits of one task on one split that differ in their seed. For each ``k`` the fits are
+    cut, in order, into as many consecutive groups of ``2k`` as they hold; each group is an ensemble whose
+    :func:`module_reliability` compares its two halves of ``k`` (``split_half_cos``: the agreement a
+    ``k``-seed ensemble reaches). Rows: ``size`` (``k``), ``group`` and the columns of
+    :func:`module_reliability`. The decompositions run in ``n_jobs`` processes.
+    """
+    fits = list(fits)
+    sizes = [int(k) for k in sizes]
+    if not sizes or min(sizes) < 1 or 2 * max(sizes) > len(fits):
+        raise ValueError(f"sizes must be positive and at most half the {len(fits)} fits, got {sizes}.")
+    jobs = {i: (1, leading_modules, (fit, MATCH_CANDIDATES)) for i, fit in enumerate(fits)}
+    candidates = run_jobs(jobs, n_jobs)
+    jobs = {}
+    for k in sizes:
+        for group in range(len(fits) // (2 * k)):
+            part = range(2 * k * group, 2 * k * (group + 1))
+            members = ensemble([fits[i] for i in part])
+            jobs[k, group] = (k, _reliability_job, (members, n_modules, [candidates[i] for i in part]))
+    done = run_jobs(jobs, n_jobs)
+    table = pd.concat([done[key].assign(size=key[0], group=key[1]) for key in jobs], ignore_index=True)
+    return table[["size", "group", *table.columns[:-2]]]

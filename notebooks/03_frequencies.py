@@ -378,15 +378,42 @@ glue("dec_max_r2", float(decoupled_report["r2"].max()), display=False)
 # $\lambda(\mathbf{x}^\top\mathbf{v})^2$). `bc.tl.modules` orients each module so that its score covaries
 # positively with its frequency on the training cells (`bilinear_core.interpret.orient_modules`; eigenvalues and
 # predictions are unchanged), so correlations below are positive when a module tracks its frequency, and the
-# *positive pole* (genes with positive loadings) points towards the frequency's positive end. It writes the
-# modules to `adata.varm["bilinear_modules"]` and the cells' scores on modules 0–2 to
-# `adata.obsm["bilinear_scores"]`, which `bc.pl.modules` plots.
+# *positive pole* (genes with positive loadings) points towards the frequency's positive end.
+#
+# **An ensemble.** A single model's modules beyond the strongest can change with the seed
+# ({ref}`trust-stability`), so, as in {doc}`02_cell_typing`, we interpret an exact ensemble of six seeds (42 and
+# 1–5, same split and settings): a bilinear MLP whose $\mathbf{Q}_a$ is the mean of the members'.
+# `bc.tl.modules` writes its modules to `adata.varm["ensemble_modules"]`, the cells' scores on modules 0–2 to
+# `adata.obsm["ensemble_scores"]` (which `bc.pl.modules` plots) and scores each module's reproducibility
+# (split-half $\lvert\cos\rvert$, reproducible from 0.8; {ref}`trust-ensembles`). The accuracy and curves
+# above are those of the single seed-42 model, as in the post.
+
+# %%
+SEEDS = [42, 1, 2, 3, 4, 5]  # one fit per seed, combined exactly
+ensemble = bc.tl.train(
+    adata, "X_freq", seeds=SEEDS, n_jobs=2, key_added="ensemble", **settings
+)
+modules = bc.tl.modules(adata, ensemble, key_added="ensemble")
+reliability = bc.tl.module_reliability(adata, key="ensemble")
+m0 = reliability.query("module == 0").set_index("output")
+shown = m0[["eigenvalue", "share", "split_half_cos", "reproducible"]]
+bookkit.table(shown, formats={"eigenvalue": "{:.2g}", "share": "{:.1%}"})
+
+# %% tags=["remove-cell"]
+reliability.to_csv(RESULTS / "frequencies_module_reliability.csv", index=False)
+glue("f_m0_repro", bookkit.count_phrase(m0["reproducible"], "frequency"), display=False)
+glue("f_max_cos", float(reliability["split_half_cos"].max()), display=False)
+
+# %% [markdown]
+# The ensemble reproduces module 0 for {glue:text}`f_m0_repro` (table above), and no module of any frequency
+# reaches a split-half $\lvert\cos\rvert$ above {glue:text}`f_max_cos:.2f`, the level the trust chapter
+# finds for two unrelated directions. What follows therefore describes this ensemble's modules without
+# reading them as biology.
 #
 # The correlation of every module's score with its frequency, over all cells, names the module that tracks
 # each frequency best:
 
 # %%
-modules = bc.tl.modules(adata, result)
 correlations = bc.interpret.module_target_correlations(X, modules, F)
 r_modules = correlations.pivot(index="output", columns="module", values="r")
 best = correlations.loc[correlations.groupby("output")["abs_r"].idxmax()]
@@ -408,7 +435,11 @@ glue("r0_rest_max", float(r0_rest), display=False)
 # same top-gene rule, the same libraries and the same test.
 
 # %%
-reports = {name: bc.report.module_report(modules, name) for name in freq_names}
+# module 0 of every frequency, though not reproducible: kept for comparison with the post
+reports = {
+    name: bc.report.module_report(modules, name, reproducible_only=False)
+    for name in freq_names
+}
 
 # %% tags=["remove-cell"]
 genes = pd.concat([r.genes for r in reports.values()])
@@ -424,7 +455,7 @@ enriched.to_csv(RESULTS / "frequencies_module0_enrichment.csv", index=False)
 
 # %% tags=["remove-output"]
 F0 = freq_names[0]
-fig = bc.pl.modules(adata, F0, groupby=LABEL, target=F[:, 0])
+fig = bc.pl.modules(adata, F0, groupby=LABEL, target=F[:, 0], key="ensemble")
 
 # %% tags=["remove-cell"]
 bookkit.figure("fig-freq-modules0", fig)
@@ -472,7 +503,9 @@ glue("f0_energy3", float(energy.loc[F0, "top_3"]), display=False)
 # frequency:
 
 # %%
-expansion = bc.interpret.expansion_summary(result.model, X, F, output_names=freq_names)
+expansion = bc.interpret.expansion_summary(
+    ensemble.model, X, F, output_names=freq_names
+)
 bookkit.table(kit.readable(expansion), link="frequencies_mean_expansion.csv")
 
 # %% tags=["remove-cell"]
@@ -496,16 +529,16 @@ glue("r_quad0", float(expansion.loc[F0, "r_quadratic"]), display=False)
 #
 # ```{warning}
 # **Module 0 of frequency 0 is not a finding.** Its scores follow frequency 0 at r = {glue:text}`r0_0:.2f`,
-# and the trust chapter finds that the frequency modules of models trained with different seeds agree only at
-# the level of chance ({ref}`trust-stability`). Its genes and enriched terms describe the strongest direction
-# of this one model's quadratic form, not the developmental axis, and are not interpreted here; they are kept,
-# collapsed, for comparison with the post. The post lists no genes for frequency 0.
+# and two halves of the ensemble agree on it only at the level of chance (table above; {ref}`trust-ensembles`).
+# Its genes and enriched terms describe the strongest direction of this ensemble's quadratic form, not the
+# developmental axis, and are not interpreted here; they are kept, collapsed, for comparison with the post. The
+# post lists no genes for frequency 0.
 # ```
 
 # %% tags=["remove-input"]
 NOT_A_FINDING = (
     "*Not a finding: module 0 does not follow its frequency and is not reproducible "
-    "across seeds (see {ref}`trust-stability`).*"
+    "(see {ref}`trust-ensembles`).*"
 )
 r0 = float(r_modules.loc[F0, 0])
 title = "Frequency 0, module 0: genes and enriched terms (not a finding)"
@@ -556,12 +589,12 @@ glue("post_absent", int(overlap["not in the data"].sum()), display=False)
 # {glue:text}`post_overlap2:d` are in our top-{glue:text}`n_top:d` lists of module 0, and
 # {glue:text}`post_absent:d` of those 40 genes are not among the offline copy's genes at all. Module 0 of
 # frequencies 1–3 follows its frequency weakly at best (|r| at most {glue:text}`r0_rest_max:.2f`, see the
-# summary table below) and is not reproducible across seeds either ({ref}`trust-stability`), so the dropdowns
+# summary table below) and is not reproducible either ({ref}`trust-ensembles`), so the dropdowns
 # below hold the same figure and tables as for frequency 0 without interpreting them.
 
 # %% tags=["hide-input"]
 for i, name in enumerate(freq_names[1:], start=1):
-    fig = bc.pl.modules(adata, name, groupby=LABEL, target=F[:, i])
+    fig = bc.pl.modules(adata, name, groupby=LABEL, target=F[:, i], key="ensemble")
     r0 = float(r_modules.loc[name, 0])
     caption = kit.modules_caption(name, r0)
     figure = bookkit.figure_markdown(fig, f"fig-freq-modules{i}", caption)

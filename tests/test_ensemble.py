@@ -209,3 +209,33 @@ def test_squared_norms_equal_the_sum_of_squared_dense_eigenvalues():
     model = BilinearMLP(30, n_hidden=7, n_out=3)
     dense = np.linalg.eigvalsh(interaction_matrices(model).numpy())  # (t, g)
     np.testing.assert_allclose(bc.interpret.squared_norms(model), (dense**2).sum(axis=1), rtol=1e-10)
+
+
+def _dense_modules(models):
+    """Eigenpairs (descending) of the mean dense Q of ``models``, output 0, in numpy: the oracle."""
+    Q = np.mean([interaction_matrices(m)[0].numpy() for m in models], axis=0)
+    values, vectors = np.linalg.eigh(Q)
+    return values[::-1], vectors[:, ::-1]
+
+
+def test_split_half_agreement_against_a_numpy_oracle(planted):
+    X, u, result = planted
+    members = result.members
+    table = bc.stability.ensemble_agreement(members, sizes=(1, 3))
+    assert sorted(set(zip(table["size"], table["group"]))) == [(1, 0), (1, 1), (1, 2), (3, 0)]
+    pair = [members[2].model, members[3].model]  # group 1 of size 1: two single fits
+    values, vectors = _dense_modules(pair)
+    for module in (0, -1):
+        target = vectors[:, module]
+        matches = []
+        for model in pair:  # each member's best match among its 10 leading modules of the target's sign
+            own_values, own_vectors = _dense_modules([model])
+            pole = np.flatnonzero(own_values > 0) if values[module] > 0 else np.flatnonzero(own_values < 0)[::-1]
+            candidates = own_vectors[:, pole[:10]]
+            matches.append(candidates[:, np.abs(candidates.T @ target).argmax()])
+        row = table[(table["size"] == 1) & (table["group"] == 1) & (table["module"] == module)]
+        assert row["split_half_cos"].item() == pytest.approx(abs(matches[0] @ matches[1]), abs=1e-6)
+    whole = module_reliability(result)
+    np.testing.assert_allclose(table.loc[table["size"] == 3, "split_half_cos"], whole["split_half_cos"], atol=1e-9)
+    with pytest.raises(ValueError, match="at most half the 6 fits"):
+        bc.stability.ensemble_agreement(members, sizes=(4,))

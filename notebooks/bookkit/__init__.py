@@ -7,6 +7,7 @@ from the module named after it (``from bookkit import cell_typing as kit``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import itertools
 import os
@@ -252,9 +253,7 @@ def significant(
         .groupby("sign", sort=False)
         .head(n)
     )
-    return ModuleReport(
-        report.output, report.module, report.eigenvalue, report.genes, terms
-    )
+    return dataclasses.replace(report, enrichment=terms)
 
 
 def join_and(items: list[str]) -> str:
@@ -268,3 +267,15 @@ def one_based(
     shown = df.rename(columns={column: name})
     shown[name] = shown[name] + 1
     return shown
+
+
+def count_phrase(flags, noun: str) -> str:
+    """How many of ``flags`` are true, in words: "all 8 cell types", "3 of 8 cell types", "none of the 16 cases"."""
+    flags = [bool(f) for f in flags]
+    hits, total = sum(flags), len(flags)
+    plural = noun if total == 1 else f"{noun}s"
+    if hits == total:
+        return f"all {total} {plural}" if total > 1 else f"the one {noun}"
+    if hits == 0:
+        return f"none of the {total} {plural}"
+    return f"{hits} of {total} {plural}"

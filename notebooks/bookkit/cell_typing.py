@@ -14,8 +14,8 @@ from bookkit.interpretation import (
     describe_gene_ranks,
     module_interpretation,
     module_report_parts,
-    not_reproducible,
     readable,
+    reliability_note,
 )
 
 #: The columns of the chapter's summary table shown as numbers, and those shown as genes and terms.
@@ -37,14 +37,18 @@ def figure_name(cell_type: str) -> str:
     return f"fig-celltyping-{slug}"
 
 
-def modules_caption(cell_type: str, auroc: float) -> str:
-    """The caption of a cell type's :func:`bilinear_core.pl.modules` figure, ``auroc`` that of its module 0."""
+def modules_caption(cell_type: str, auroc: float, modules: Modules) -> str:
+    """The caption of a cell type's :func:`bilinear_core.pl.modules` figure, ``auroc`` that of its module 0.
+
+    Ends with the reproducibility of modules 0–2 (:func:`~bookkit.interpretation.reliability_note`).
+    """
     return (
         f"{cell_type} at a glance. Top left: the 20 largest-magnitude eigenvalues of "
         f"$\\mathbf{{Q}}_\\text{{{cell_type}}}$ (red positive, blue negative). The other panels: every cell's "
         f"score on modules 0, 1 and 2, one histogram per cell type (each of unit area), {cell_type} cells "
-        f"filled; each title gives the module's eigenvalue and AUROC. Module 0 separates {cell_type} cells "
-        f"from the rest with AUROC {auroc:.2f}. {not_reproducible()}"
+        f"filled; each title gives the module's eigenvalue, its reproducibility and its AUROC. Module 0 "
+        f"separates {cell_type} cells from the rest with AUROC {auroc:.2f}. "
+        f"{reliability_note(modules, cell_type)}"
     )
 
 

@@ -7,6 +7,9 @@ import pandas as pd
 
 from bilinear_core.interpret import Modules, n_top_genes
 from bilinear_core.report import SIGNS, ModuleReport, enrichment_table
+from bilinear_core.stability import REPRODUCIBLE_COS, reliability_of
+
+from bookkit import join_and
 
 
 def readable(name: str) -> str:
@@ -18,13 +21,48 @@ def readable(name: str) -> str:
     return str(name).replace("_", " ")
 
 
-#: Where the book shows that modules 1 and 2 do not hold across seeds (chapter 05's seed-stability section).
-STABILITY_REF = "{ref}`trust-stability`"
+#: Where the book measures how many seeds a module needs (chapter 05's ensemble section).
+ENSEMBLE_REF = "{ref}`trust-ensembles`"
 
 
-def not_reproducible(modules: str = "Modules 1 and 2") -> str:
-    """The sentence that marks modules as not reproducible across seeds, linking the evidence."""
-    return f"{modules} are not reproducible across seeds (see {STABILITY_REF}); we do not interpret them."
+def reliability_note(modules: Modules, output, shown=(0, 1, 2)) -> str:
+    """Which of the ``shown`` modules of ``output`` are reproducible, with their split-half ``|cos|``.
+
+    From ``modules.reliability`` (:func:`bilinear_core.tl.modules` of an ensemble); names the rule and links
+    the chapter that measures it. Modules that are not reproducible are said not to be interpreted.
+    """
+    rows = {m: reliability_of(modules, output, m) for m in shown}
+    if any(row is None or pd.isna(row["reproducible"]) for row in rows.values()):
+        return "The reproducibility of these modules is unknown (a single fit)."
+    n_members = int(next(iter(rows.values()))["n_members"])
+    named = {
+        verdict: [
+            f"module {m} ({row['split_half_cos']:.2f})"
+            for m, row in rows.items()
+            if bool(row["reproducible"]) == verdict
+        ]
+        for verdict in (True, False)
+    }
+    parts = []
+    if named[True]:
+        parts.append(f"reproducible: {join_and(named[True])}")
+    if named[False]:
+        parts.append(f"not reproducible, so not interpreted: {join_and(named[False])}")
+    return (
+        f"Split-half |cos| over the {n_members}-seed ensemble (reproducible from {REPRODUCIBLE_COS}, see "
+        f"{ENSEMBLE_REF}); {'; '.join(parts)}."
+    )
+
+
+def reliability_sentence(report: ModuleReport) -> str:
+    """One sentence on the reproducibility of the module of ``report`` (its split-half ``|cos|``)."""
+    if report.reproducible is None:
+        return "Its reproducibility is unknown (a single fit)."
+    verdict = "reproducible" if report.reproducible else "not reproducible"
+    return (
+        f"It is {verdict}: the two halves of the {report.n_members}-seed ensemble give it with |cos| "
+        f"{report.split_half_cos:.2f} (rule: ≥ {REPRODUCIBLE_COS}, see {ENSEMBLE_REF})."
+    )
 
 
 def pole_bullets(report: ModuleReport, n_genes: int = 5, n_terms: int = 3) -> str:
@@ -53,7 +91,8 @@ def module_interpretation(
     A sentence on the module's strength (its eigenvalue against the next one of the same sign and
     the largest one of the opposite sign, and its share of ``‖Q‖²_F = Σλ²``), one on how well its
     score separates ``target`` cells (default: the output's name) from the rest when ``auroc`` is
-    given, then :meth:`ModuleReport.summary`'s bullets.
+    given, then one on its reproducibility (:func:`reliability_sentence`), then the poles' leading genes and
+    terms (:func:`pole_bullets`), which a module shown not reproducible does not get: it is not interpreted.
     """
     values = modules.values(report.output)
     this = values[report.module]
@@ -72,6 +111,9 @@ def module_interpretation(
     text = f"Module {report.module} of {report.output} has eigenvalue λ = {this:.3g}"
     text += f" ({' and '.join(comparisons)})" if comparisons else ""
     text += f" and carries {share:.0%} of ‖Q‖²."
+    text += f" {reliability_sentence(report)}"
+    if report.reproducible is False:
+        return f"{text} Its genes are listed but not interpreted."
     if auroc is not None:
         side = "high" if auroc >= 0.5 else "low"
         text += (
@@ -239,6 +281,8 @@ def regression_interpretation(
     head, _, bullets = module_interpretation(
         report, modules, n_genes=n_genes, n_terms=n_terms
     ).partition("\n\n")
+    if report.reproducible is False:
+        return head
     return f"{head}{sentence}\n\n{bullets}"
 
 

@@ -19,7 +19,6 @@ from bilinear_core.report import SIGNS, ModuleReport
 from bookkit import dropdown, figure_markdown, join_and, table, value_range
 from bookkit.interpretation import (
     enrichment_display,
-    not_reproducible,
     readable,
     top_genes_display,
 )
@@ -37,9 +36,6 @@ SIMULATED_SCIPLEX2 = (
 
 #: Under every enrichment of simulated cells: what the terms mean there.
 SIMULATED_TERMS = "*Simulated data: the terms are a check of which planted sets come back, not findings about the drug.*"
-
-#: Where the modules beyond module 0 stand (chapter 05); shown wherever modules 1 and 2 are.
-MODULES_12_NOTE = not_reproducible("Modules 1 and 2")
 
 
 def terms_note(adata) -> str:
@@ -344,10 +340,14 @@ def drug_section(
     interpretation: str,
     report: ModuleReport,
     adata,
+    reliability: str,
     n_genes=10,
     n_terms=5,
 ) -> str:
-    """One drug's figures, module-0 interpretation, genes and terms, as one dropdown (for BMS, Dex, Nutlin)."""
+    """One drug's figures, module-0 interpretation, genes and terms, as one dropdown (for BMS, Dex, Nutlin).
+
+    ``reliability`` says which of modules 0–2 are reproducible (its figure's caption ends with it).
+    """
     label = data_label(adata)
     slug = drug.lower()
     parts = [
@@ -355,7 +355,7 @@ def drug_section(
             overview,
             f"fig-pert-{slug}-modules",
             f"{drug}: spectrum of $\\mathbf{{Q}}_\\text{{{drug}}}$ (top left) and every cell's score on modules "
-            f"0–2 ({label}), one histogram per treatment, {drug}-treated cells filled. {MODULES_12_NOTE}",
+            f"0–2 ({label}), one histogram per treatment, {drug}-treated cells filled. {reliability}",
         ),
         figure_markdown(
             profile_figure,

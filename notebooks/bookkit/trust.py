@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bookkit import figure_markdown, value_range
+from bookkit import figure_markdown, join_and, value_range
 
 #: Display names of the models, by the column names of the chapter's score tables (and its CSV).
 CELL_MODELS = {
@@ -511,3 +511,103 @@ def training_curve_parts(bilinear, relu, frequencies) -> list[str]:
             "epoch; the validation error still falls late in training.",
         ),
     ]
+
+
+#: The modules of the agreement table, in the order shown: the positive pole's three, then the negative's.
+AGREEMENT_MODULES = [0, 1, 2, -1, -2, -3]
+
+
+def agreement_summary(agreement: pd.DataFrame) -> pd.DataFrame:
+    """Median over outputs of the split-half ``|cos|`` (mean over groups first), per task, size and module.
+
+    ``agreement`` stacks :func:`bilinear_core.stability.ensemble_agreement` tables with a ``task`` column.
+    Index ``(task, size)``, one column per module of :data:`AGREEMENT_MODULES`.
+    """
+    per_output = agreement.groupby(["task", "size", "module", "output"], sort=False)[
+        "split_half_cos"
+    ].mean()
+    summary = (
+        per_output.groupby(["task", "size", "module"], sort=False)
+        .median()
+        .unstack("module")
+    )
+    return summary[AGREEMENT_MODULES]
+
+
+def agreement_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`agreement_summary` as shown: columns "module 0", … "module −1" (the most negative), rounded."""
+    shown = summary.round(2)
+    shown.columns = [f"module {m}".replace("-", "−") for m in shown.columns]
+    return shown.rename_axis(index=["task", "seeds k"])
+
+
+def seeds_needed(
+    summary: pd.DataFrame, task: str, module: int, threshold: float
+) -> int | None:
+    """The smallest size ``k`` at which ``module`` reaches ``threshold`` in ``summary``, or ``None``."""
+    column = summary.loc[task][module]
+    reached = column.index[column >= threshold]
+    return int(reached.min()) if len(reached) else None
+
+
+def seeds_sentence(
+    summary: pd.DataFrame, task: str, threshold: float, modules=(0, -1, 1, 2)
+) -> str:
+    """For one task, from how many seeds per ensemble each of ``modules`` reaches ``threshold``, as a sentence."""
+    largest = int(summary.loc[task].index.max())
+    groups: dict = {}
+    for module in modules:
+        groups.setdefault(seeds_needed(summary, task, module, threshold), []).append(
+            module
+        )
+
+    def names(members):
+        label = join_and([str(m).replace("-", "−") for m in members])
+        return f"module {label}" if len(members) == 1 else f"modules {label}"
+
+    if list(groups) == [None]:
+        return f"For {task}, no module reaches {threshold:g} with up to {largest} seeds per ensemble"
+    clauses = []
+    for k in sorted(groups, key=lambda k: largest + 1 if k is None else k):
+        if k is None:
+            clauses.append(f"for {names(groups[k])} not with up to {largest}")
+        elif k == 1:
+            clauses.append(f"for {names(groups[k])} already between single fits")
+        else:
+            clauses.append(f"for {names(groups[k])} from {k} seeds per ensemble")
+    return f"For {task}, the median split-half |cos| reaches {threshold:g} {join_and(clauses)}"
+
+
+def agreement_figure(summary: pd.DataFrame, threshold: float, chance: float):
+    """Median split-half ``|cos|`` against the number of seeds per half, one panel per task, a line per module."""
+    tasks = list(dict.fromkeys(summary.index.get_level_values("task")))
+    fig, axes = plt.subplots(
+        1, len(tasks), figsize=(8, 3.4), sharey=True, constrained_layout=True
+    )
+    for ax, task in zip(axes, tasks):
+        rows = summary.loc[task]
+        for i, module in enumerate(rows.columns):
+            style = "-" if module >= 0 else "--"
+            label = f"module {module}".replace("-", "−")
+            ax.plot(
+                rows.index,
+                rows[module],
+                style,
+                marker="o",
+                color=f"C{i % 3}",
+                label=label,
+            )
+        ax.axhline(threshold, color="black", lw=0.8, ls=":")
+        ax.axhline(chance, color="grey", lw=0.8)
+        ax.set(
+            title=task,
+            xlabel="seeds per ensemble k",
+            xticks=list(rows.index),
+            ylim=(0, 1.02),
+        )
+    axes[0].set_ylabel("median split-half |cos|")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=6, frameon=False, fontsize=9
+    )
+    return fig
