@@ -211,7 +211,7 @@ adata.obsm["dose_targets"] = targets.to_numpy(dtype=np.float32)
 # below are its own.
 
 # %%
-SEEDS = [42, 1, 2, 3]  # the post's seed first
+SEEDS = [42, 1]  # the post's seed first; two fits side by side
 ensemble = bc.tl.train(
     adata,
     "dose_targets",
@@ -466,7 +466,7 @@ wilcoxon = bc.perturbation.wilcoxon_vs_reference(
     reference="vehicle",
     within="drug",  # each drug's cells against its own vehicle wells
 )
-recovery = kit.recovery(adata, modules, wilcoxon)  # None on the real file: no truth
+recovery = kit.recovery(adata, modules, wilcoxon, key="ensemble")  # None on real data
 
 # %% tags=["remove-input"]
 if recovery is not None:

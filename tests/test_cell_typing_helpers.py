@@ -1,5 +1,6 @@
 """Helpers added for the cell-typing chapter: module orientation, AUROC, marker ranks, summaries, overview figure."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -208,9 +209,43 @@ def test_class_dropdown_holds_figure_interpretation_tables_and_ranks():
 def test_figure_names_and_captions():
     assert kit.figure_name("Ngn3 high EP") == "fig-celltyping-ngn3-high-ep"
     assert kit.figure_name("Pre-endocrine") == "fig-celltyping-pre-endocrine"
-    caption = kit.modules_caption("Alpha", 0.9812)
+    modules = Modules(np.array([[3.0, 2.0, 1.0, -1.0]]), np.eye(4)[None], ["Alpha"], list("wxyz"))
+    caption = kit.modules_caption("Alpha", 0.9812, modules)
     assert "Module 0 separates Alpha cells from the rest with AUROC 0.98." in caption
-    assert "Modules 1 and 2 are not reproducible across seeds (see {ref}`trust-stability`)" in caption
+    assert caption.endswith("The reproducibility of these modules is unknown (a single fit).")
+    modules.reliability = _reliability("Alpha", {0: 0.97, 1: 0.42, 2: 0.8})
+    assert kit.modules_caption("Alpha", 0.9812, modules).endswith(
+        "Split-half |cos| over the 6-seed ensemble (reproducible from 0.8, see {ref}`trust-ensembles`); "
+        "reproducible: module 0 (0.97) and module 2 (0.80); not reproducible, so not interpreted: module 1 (0.42)."
+    )
+
+
+def _reliability(output: str, cosines: dict) -> pd.DataFrame:
+    """A reliability table as bc.tl.module_reliability gives it, for a 6-seed ensemble, from split-half |cos|."""
+    return pd.DataFrame(
+        {
+            "output": output,
+            "module": list(cosines),
+            "split_half_cos": list(cosines.values()),
+            "n_members": 6,
+            "reproducible": pd.array([c >= 0.8 for c in cosines.values()], dtype="boolean"),
+        }
+    )
+
+
+def test_reliability_sentences_gate_the_interpretation():
+    modules = Modules(np.array([[3.0, 1.0, -2.0]]), np.eye(3)[None], ["Beta"], ["x", "y", "z"])
+    genes = bc.top_genes(modules, "Beta", min_genes=1)
+    empty = pd.DataFrame(columns=["sign", "term"])
+    kept = ModuleReport("Beta", 0, 3.0, genes, empty, reproducible=True, split_half_cos=0.91, n_members=6)
+    text = module_interpretation(kept, modules, n_genes=1)
+    assert "It is reproducible: the two halves of the 6-seed ensemble give it with |cos| 0.91 (rule: ≥ 0.8" in text
+    assert "**Positive pole**: led by x." in text
+    dropped = dataclasses.replace(kept, reproducible=False, split_half_cos=0.31)
+    text = module_interpretation(dropped, modules, auroc=0.9, n_genes=1)
+    assert "It is not reproducible" in text and "|cos| 0.31" in text
+    assert text.endswith("Its genes are listed but not interpreted.") and "Positive pole" not in text
+    assert "unknown (a single fit)" in module_interpretation(ModuleReport("Beta", 0, 3.0, genes, empty), modules)
 
 
 def test_library_and_summary_displays_fit():

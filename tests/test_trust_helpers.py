@@ -131,3 +131,46 @@ def test_figures_read_at_page_width(cell_scores, freq_scores, stability):
         assert bookkit.small_text(fig) == []
         assert fig.get_size_inches()[0] <= bookkit.COLUMN_INCHES
         plt.close(fig)
+
+
+def _agreement(cosines: dict) -> pd.DataFrame:
+    """An ensemble_agreement-like table: ``{(size, module): [cos per output]}``, two groups at size 1."""
+    rows = []
+    for (size, module), values in cosines.items():
+        for group in range(2 if size == 1 else 1):
+            for i, value in enumerate(values):
+                rows.append(dict(task="cell typing", size=size, group=group, output=f"o{i}", module=module,
+                                 split_half_cos=value + (0.02 if group else -0.02) * (size == 1)))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_agreement_summary_and_the_seeds_sentence():
+    modules = kit.AGREEMENT_MODULES
+    cosines = {(k, m): [0.9, 0.95, 0.97] if m in (0, -1) else [0.3, 0.4 + 0.02 * k, 0.85] for k in (1, 3, 10)
+               for m in modules}  # fmt: skip
+    cosines[10, 1] = [0.8, 0.85, 0.9]
+    summary = kit.agreement_summary(_agreement(cosines))
+    # median over outputs of the mean over groups: the ±0.02 of the two size-1 groups cancel
+    assert summary.loc[("cell typing", 1), 0] == pytest.approx(0.95)
+    assert summary.loc[("cell typing", 3), 2] == pytest.approx(0.46)
+    assert list(summary.columns) == modules and kit.agreement_table(summary).columns[3] == "module −1"
+    assert kit.seeds_needed(summary, "cell typing", 1, 0.8) == 10
+    assert kit.seeds_needed(summary, "cell typing", 2, 0.8) is None
+    assert kit.seeds_sentence(summary, "cell typing", 0.8) == (
+        "For cell typing, the median split-half |cos| reaches 0.8 for modules 0 and −1 already between single "
+        "fits, for module 1 from 10 seeds per ensemble and for module 2 not with up to 10"
+    )
+    low = summary * 0.1
+    assert kit.seeds_sentence(low, "cell typing", 0.8) == (
+        "For cell typing, no module reaches 0.8 with up to 10 seeds per ensemble"
+    )
+    fig = kit.agreement_figure(summary, 0.8, 0.02)
+    assert [ax.get_title() for ax in fig.axes] == ["cell typing"]
+    plt.close(fig)
+
+
+def test_count_phrase():
+    assert bookkit.count_phrase([True] * 8, "cell type") == "all 8 cell types"
+    assert bookkit.count_phrase([True, False, True], "case") == "2 of 3 cases"
+    assert bookkit.count_phrase([False] * 16, "case") == "none of the 16 cases"
+    assert bookkit.count_phrase([True], "frequency") == "the one frequency"

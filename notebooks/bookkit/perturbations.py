@@ -406,13 +406,16 @@ def module0_poles_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["drug", "pole"])
 
 
-def recovery(adata, modules: Modules, wilcoxon: pd.DataFrame) -> pd.DataFrame | None:
-    """:func:`bilinear_core.perturbation.planted_recovery` on simulated data; ``None`` on the real file."""
+def recovery(
+    adata, modules: Modules, wilcoxon: pd.DataFrame, key: str = "bilinear"
+) -> pd.DataFrame | None:
+    """:func:`bilinear_core.perturbation.planted_recovery` on simulated data (the scores of ``key``); ``None`` on
+    the real file."""
     from bilinear_core.perturbation import planted_recovery
 
-    return (
-        planted_recovery(adata, modules, wilcoxon) if "planted" in adata.uns else None
-    )
+    if "planted" not in adata.uns:
+        return None
+    return planted_recovery(adata, modules, wilcoxon, key=key)
 
 
 def recovery_table(recovery: pd.DataFrame) -> pd.DataFrame:

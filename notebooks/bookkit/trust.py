@@ -582,8 +582,14 @@ def agreement_figure(summary: pd.DataFrame, threshold: float, chance: float):
     """Median split-half ``|cos|`` against the number of seeds per half, one panel per task, a line per module."""
     tasks = list(dict.fromkeys(summary.index.get_level_values("task")))
     fig, axes = plt.subplots(
-        1, len(tasks), figsize=(8, 3.4), sharey=True, constrained_layout=True
+        1,
+        len(tasks),
+        figsize=(8, 3.4),
+        sharey=True,
+        constrained_layout=True,
+        squeeze=False,
     )
+    axes = axes.ravel()
     for ax, task in zip(axes, tasks):
         rows = summary.loc[task]
         for i, module in enumerate(rows.columns):
