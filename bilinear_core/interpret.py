@@ -194,7 +194,7 @@ def leading_modules(model, n: int, output_names=None, var_names=None) -> Modules
     """The ``n`` most positive and ``n`` most negative eigenpairs of every output: ``2n`` modules, descending.
 
     For the large hidden layers of ensembles, where the exact ``2h × 2h`` problem of :func:`eigendecompose`
-    grows towards ``g × g``: up to :data:`EXACT_RANK` columns of ``[Wᵀ Vᵀ]`` the exact pairs are sliced,
+    grows towards ``g × g``: up to ``EXACT_RANK`` (512) columns of ``[Wᵀ Vᵀ]`` the exact pairs are sliced,
     beyond it each output's ends of the spectrum come from Lanczos iterations (ARPACK's ``eigsh``, to machine
     precision, from a fixed start vector) on ``Q_a`` applied through the factors, ``O(g h)`` per product.
     Module ``-1`` is the most negative eigenvalue, as in :class:`Modules`. ``model`` as for

@@ -336,7 +336,7 @@ def module_reliability(result, n_modules: int = 3, *, modules: Modules | None = 
 
 
 def reliability_of(modules: Modules, output, module: int) -> dict | None:
-    """The row of ``modules.reliability`` for one output and module (``module`` as in :func:`top_genes`), or ``None``.
+    """The row of ``modules.reliability`` for one output and ``module`` (an index of its spectrum), or ``None``.
 
     A non-negative ``module`` past the middle of the spectrum is also found by its negative index.
     """

@@ -200,7 +200,7 @@ class FitResult:
     var_names: list[str] | None = None
     settings: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
-    members: list[FitResult] | None = None
+    members: list | None = None
 
     @property
     def best_epoch(self) -> int:
@@ -604,7 +604,7 @@ def _fit_ensemble(X, y, settings: TrainSettings, seeds, n_jobs: int, **kwargs) -
 
 
 def ensemble(results) -> FitResult:
-    """Fits of one task, outputs, genes and split combined into one exact ensemble :class:`FitResult`.
+    """Fits of one task, outputs, genes and split combined into one exact ensemble fit result.
 
     The model is :func:`bilinear_core.model.ensemble` of the members' (the mean of their outputs and of
     their ``Q_a``), the history the members' mean per epoch; ``settings`` are the first member's with ``seed``

@@ -364,7 +364,8 @@ glue("beta_ratio_min", float(-beta_values[-1] / beta_values[0]), display=False)
 pair = beta_values[0] ** 2 + beta_values[-1] ** 2
 glue("beta_energy_pair", float(pair / (beta_values**2).sum()), display=False)
 glue("beta_auroc_min", float(module_auroc(partner, labels == BETA)[0]), display=False)
-glue("beta_reliability", interpretation.reliability_note(modules, BETA), display=False)
+beta_note = interpretation.reliability_note(modules, BETA, link=False)
+glue("beta_reliability", beta_note, display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig-celltyping-beta
@@ -374,7 +375,8 @@ glue("beta_reliability", interpretation.reliability_note(modules, BETA), display
 # positive, blue negative). The other panels: every cell's score on modules 0, 1 and 2, one histogram per cell
 # type (each normalised to unit area, so small types stay visible), beta cells filled; each title gives the
 # module's eigenvalue, its reproducibility and its AUROC. Module 0 separates beta cells from all others with
-# AUROC {glue:text}`beta_auroc0:.2f`. {glue:text}`beta_reliability`
+# AUROC {glue:text}`beta_auroc0:.2f`. {glue:text}`beta_reliability` The rule is explained in
+# {ref}`trust-ensembles`.
 # ```
 #
 # Module 0 separates beta cells from all others with AUROC {glue:text}`beta_auroc0:.2f`

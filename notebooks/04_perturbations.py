@@ -339,7 +339,9 @@ sentence = kit.modules_auroc_sentence(
 )
 glue("saha_modules", sentence, display=False)
 glue(
-    "saha_reliability", interpretation.reliability_note(modules, "SAHA"), display=False
+    "saha_reliability",
+    interpretation.reliability_note(modules, "SAHA", link=False),
+    display=False,
 )
 
 # %% [markdown]
@@ -352,7 +354,8 @@ glue(
 # against the rest.
 # ```
 #
-# {glue:text}`saha_modules` {glue:text}`saha_reliability` Following the post, {numref}`fig-pert-saha-dose` plots the modules' mean ± sd by
+# {glue:text}`saha_modules` {glue:text}`saha_reliability` (The rule: {ref}`trust-ensembles`.) Following the
+# post, {numref}`fig-pert-saha-dose` plots the modules' mean ± sd by
 # SAHA dose; dose 0 groups every cell without SAHA (vehicle and the other drugs).
 
 # %% tags=["remove-output"]

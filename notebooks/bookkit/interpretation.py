@@ -25,11 +25,14 @@ def readable(name: str) -> str:
 ENSEMBLE_REF = "{ref}`trust-ensembles`"
 
 
-def reliability_note(modules: Modules, output, shown=(0, 1, 2)) -> str:
+def reliability_note(
+    modules: Modules, output, shown=(0, 1, 2), link: bool = True
+) -> str:
     """Which of the ``shown`` modules of ``output`` are reproducible, with their split-half ``|cos|``.
 
-    From ``modules.reliability`` (:func:`bilinear_core.tl.modules` of an ensemble); names the rule and links
-    the chapter that measures it. Modules that are not reproducible are said not to be interpreted.
+    From ``modules.reliability`` (:func:`bilinear_core.tl.modules` of an ensemble); names the rule and, with
+    ``link``, links the section that measures it (leave it out for glued text, where roles are not parsed).
+    Modules that are not reproducible are said not to be interpreted.
     """
     rows = {m: reliability_of(modules, output, m) for m in shown}
     if any(row is None or pd.isna(row["reproducible"]) for row in rows.values()):
@@ -48,9 +51,10 @@ def reliability_note(modules: Modules, output, shown=(0, 1, 2)) -> str:
         parts.append(f"reproducible: {join_and(named[True])}")
     if named[False]:
         parts.append(f"not reproducible, so not interpreted: {join_and(named[False])}")
+    see = f", see {ENSEMBLE_REF}" if link else ""
     return (
-        f"Split-half |cos| over the {n_members}-seed ensemble (reproducible from {REPRODUCIBLE_COS}, see "
-        f"{ENSEMBLE_REF}); {'; '.join(parts)}."
+        f"Split-half |cos| over the {n_members}-seed ensemble (reproducible from {REPRODUCIBLE_COS}{see}); "
+        f"{'; '.join(parts)}."
     )
 
 
