@@ -375,8 +375,8 @@ glue("beta_reliability", beta_note, display=False)
 # positive, blue negative). The other panels: every cell's score on modules 0, 1 and 2, one histogram per cell
 # type (each normalised to unit area, so small types stay visible), beta cells filled; each title gives the
 # module's eigenvalue, its reproducibility and its AUROC. Module 0 separates beta cells from all others with
-# AUROC {glue:text}`beta_auroc0:.2f`. {glue:text}`beta_reliability` The rule is explained in
-# {ref}`trust-ensembles`.
+# AUROC {glue:text}`beta_auroc0:.2f`. {glue:text}`beta_reliability` The rule is set in
+# {ref}`the trust chapter <trust-ensembles>`.
 # ```
 #
 # Module 0 separates beta cells from all others with AUROC {glue:text}`beta_auroc0:.2f`

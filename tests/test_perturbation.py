@@ -542,3 +542,19 @@ def test_findings_row_counts_drugs_against_wilcoxon_and_says_when_there_is_no_tr
     answer, _ = kit.findings_row(recovery.assign(**{"AUROC Wilcoxon": [0.95, 0.95]}), auroc0)
     assert answer.startswith("On simulated data, no:") and answer.endswith("for none of the 2 drugs")
     assert kit.findings_row(None, auroc0)[1] == "module 0 separates each drug's cells with AUROC 0.70 to 0.95"
+
+
+def test_further_modules_reads_only_the_reproducible_modules_beyond_0(kit):
+    modules = Modules(np.array([[3.0, 1.0, -2.0]]), np.eye(3)[None], ["SAHA"], ["x", "y", "z"])
+    genes = pd.DataFrame({"output": "SAHA", "module": 1, "sign": ["positive", "negative"], "rank": 0,
+                          "gene": ["y", "z"], "loading": [1.0, -1.0]})  # fmt: skip
+    empty = pd.DataFrame(columns=["sign", "term"])
+    one = report.ModuleReport("SAHA", 1, 1.0, genes, empty, reproducible=True, split_half_cos=0.85, n_members=2)
+    correlations = pd.DataFrame({"output": "SAHA", "module": [0, 1, 2], "r": [0.9, 0.45, 0.1]})
+    text = kit.further_modules({("SAHA", 1): one}, "SAHA", modules, correlations)
+    assert text.startswith("**Module 1** (reproducible, so read like module 0). Module 1 of SAHA has eigenvalue")
+    assert "(0.3× the largest positive eigenvalue and 0.50× the largest negative one" in text
+    assert "follow SAHA dose moderately (Pearson r = 0.45)" in text and "|cos| 0.85" in text
+    assert kit.further_modules({("SAHA", 1): one}, "Dex", modules, correlations) == (
+        "No module of Dex beyond module 0 is reproducible, so none is interpreted."
+    )

@@ -269,11 +269,14 @@ def one_based(
     return shown
 
 
-def count_phrase(flags, noun: str) -> str:
-    """How many of ``flags`` are true, in words: "all 8 cell types", "3 of 8 cell types", "none of the 16 cases"."""
+def count_phrase(flags, noun: str, plural: str | None = None) -> str:
+    """How many of ``flags`` are true, in words: "all 8 cell types", "3 of 8 cell types", "none of the 16 cases".
+
+    ``plural`` is the noun's plural (default: ``noun`` + "s").
+    """
     flags = [bool(f) for f in flags]
     hits, total = sum(flags), len(flags)
-    plural = noun if total == 1 else f"{noun}s"
+    plural = noun if total == 1 else plural or f"{noun}s"
     if hits == total:
         return f"all {total} {plural}" if total > 1 else f"the one {noun}"
     if hits == 0:

@@ -106,7 +106,11 @@ def module_interpretation(
     other = np.abs(others[(others >= 0) != (this >= 0)])
     comparisons = []
     if same.size and same.max() > 0:
-        comparisons.append(f"{abs(this) / same.max():.1f}× the next {sign} eigenvalue")
+        ratio = abs(this) / same.max()
+        which = (
+            "the next" if ratio >= 1 else "the largest"
+        )  # module 0 against module 1; others against 0
+        comparisons.append(f"{ratio:.1f}× {which} {sign} eigenvalue")
     if other.size and other.max() > 0:
         comparisons.append(
             f"{abs(this) / other.max():.2f}× the largest {opposite} one in magnitude"

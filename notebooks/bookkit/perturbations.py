@@ -20,6 +20,7 @@ from bookkit import dropdown, figure_markdown, join_and, table, value_range
 from bookkit.interpretation import (
     enrichment_display,
     readable,
+    regression_interpretation,
     top_genes_display,
 )
 
@@ -301,6 +302,28 @@ def terms_table(report: ModuleReport, n: int = 5) -> pd.DataFrame:
     """The ``n`` most significant terms of each pole in one table (index: pole, rank from 1)."""
     poles = {sign: enrichment_display(report, sign, n) for sign in SIGNS}
     return pd.concat(poles, names=["pole"])
+
+
+def further_modules(
+    reports: dict, drug: str, modules: Modules, correlations: pd.DataFrame
+) -> str:
+    """The reading of ``drug``'s modules beyond module 0 that the ensemble reproduces, or a line saying none is.
+
+    ``reports`` maps ``(drug, module)`` to the :class:`~bilinear_core.report.ModuleReport` of each such module;
+    ``correlations`` is :func:`bilinear_core.interpret.module_target_correlations`, giving each module's r.
+    """
+    found = sorted(m for d, m in reports if d == drug)
+    if not found:
+        return f"No module of {drug} beyond module 0 is reproducible, so none is interpreted."
+    r = correlations.set_index(["output", "module"])["r"]
+    texts = [
+        f"**Module {m}** (reproducible, so read like module 0). "
+        + regression_interpretation(
+            reports[drug, m], modules, r=float(r[drug, m]), target=f"{drug} dose"
+        )
+        for m in found
+    ]
+    return "\n\n".join(texts)
 
 
 def module_detail(
