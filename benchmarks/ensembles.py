@@ -53,10 +53,11 @@ def main(argv=None) -> pd.DataFrame:
     if args.worker:
         common.worker_reply(worker(json.loads(args.worker)))
         return pd.DataFrame()
-    print(common.machine_line(common.machine(args.threads)))
+    info = common.machine(args.threads)
     rows = [common.run_worker(__file__, {"k": k, "n_jobs": args.n_jobs, "threads": args.threads}) for k in args.seeds]
     table = pd.DataFrame(rows)
-    print(table.to_markdown(index=False))
+    notes = [f"training in {args.n_jobs} processes; each k in a fresh interpreter"]
+    common.save_table(table, "ensembles", info, "Ensembles: the cost of k seeds", notes)
     return table
 
 
