@@ -196,8 +196,8 @@ def module_reliability(adata: AnnData, key: str = "bilinear") -> pd.DataFrame:
     """How reproducible the modules :func:`modules` stored under ``key`` are, as a tidy table.
 
     One row per output, pole and rank: ``output``, ``pole``, ``rank``, ``module`` (0, 1, … from the most
-    positive eigenvalue; -1, -2, … from the most negative), ``eigenvalue``, ``share`` (of the output's
-    absolute eigenvalue mass), ``member_cos``, ``split_half_cos``, ``n_members`` and ``reproducible``
+    positive eigenvalue; -1, -2, … from the most negative), ``eigenvalue``, ``share`` (its part of
+    ``‖Q_a‖²_F``, ``λ² / Σλ²``), ``member_cos``, ``split_half_cos``, ``n_members`` and ``reproducible``
     (``<NA>`` for a single fit: unknown). See :func:`bilinear_core.stability.module_reliability` for the
     scores and the rule.
     """

@@ -106,10 +106,10 @@ def module_interpretation(
     other = np.abs(others[(others >= 0) != (this >= 0)])
     comparisons = []
     if same.size and same.max() > 0:
-        ratio = abs(this) / same.max()
-        which = (
-            "the next" if ratio >= 1 else "the largest"
-        )  # module 0 against module 1; others against 0
+        ratio = (
+            abs(this) / same.max()
+        )  # module 0 against the next; the others against module 0
+        which = "the next" if ratio >= 1 else "the largest"
         comparisons.append(f"{ratio:.1f}× {which} {sign} eigenvalue")
     if other.size and other.max() > 0:
         comparisons.append(
