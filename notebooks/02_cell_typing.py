@@ -279,6 +279,14 @@ energy = spectrum_energy(modules, ks=(1, 3))
 # top 1 % genes of module 0 per sign (at least 50) and their enrichment, per class
 # (module_report refuses a module the ensemble does not reproduce)
 reports = {c: bc.report.module_report(modules, c, module=0) for c in classes}
+# modules 1 and 2 that the ensemble reproduces are read like module 0
+kept = reliability.query("module in [1, 2] and reproducible")
+further = {
+    (row.output, row.module): bc.report.module_report(
+        modules, row.output, module=row.module
+    )
+    for row in kept.itertuples()
+}
 
 # %% tags=["remove-cell"]
 RESULTS = bookkit.RESULTS
@@ -415,6 +423,13 @@ display(Markdown(beta_text))
 title = "Beta, module 0: top genes and enriched terms"
 parts = interpretation.module_report_parts(reports[BETA], key_terms=False)
 display(Markdown(bookkit.dropdown(title, *parts)))
+beyond = kit.further_modules(further, BETA, modules, auroc)
+if beyond:
+    display(
+        Markdown(
+            bookkit.dropdown("Beta, modules beyond 0 that are reproducible", *beyond)
+        )
+    )
 
 # %% [markdown]
 # #### The post's beta markers in module 0
@@ -442,9 +457,9 @@ glue("beta_markers_present", int(beta_markers["symbol"].notna().sum()), display=
 #
 # ### Other cell types
 #
-# The same figure, interpretation and tables for the other seven types, one dropdown each below. In each, only
-# module 0 is interpreted, and only as far as the ensemble reproduces it; each caption gives the split-half
-# $\lvert\cos\rvert$ of modules 0–2.
+# The same figure, interpretation and tables for the other seven types, one dropdown each below. In each,
+# module 0 is interpreted as far as the ensemble reproduces it, and so is any of modules 1 and 2 that the
+# ensemble reproduces; each caption gives the split-half $\lvert\cos\rvert$ of modules 0–2.
 #
 # - **Ductal** cells line the pancreatic ductal tree. During endocrinogenesis they provide a tubular scaffold
 #   and act as a progenitor and signalling niche for emerging endocrine cells.
@@ -482,7 +497,13 @@ for c in classes.drop(BETA):
     caption = kit.modules_caption(c, auroc.loc[c, 0], modules)
     figure = bookkit.figure_markdown(fig, kit.figure_name(c), caption)
     text = kit.class_dropdown(
-        c, figure, reports[c], modules, auroc.loc[c, 0], post_ranks.get(c)
+        c,
+        figure,
+        reports[c],
+        modules,
+        auroc.loc[c, 0],
+        post_ranks.get(c),
+        further=kit.further_modules(further, c, modules, auroc),
     )
     display(Markdown(text))
 
@@ -558,7 +579,7 @@ glue("m12_repro", bookkit.count_phrase(next_two["reproducible"], "case"), displa
 # For every cell type, module 0 of $\mathbf{Q}_a$ separates that type from all others (lowest AUROC
 # {glue:text}`min_auroc:.2f`). An exact ensemble of six seeds reproduces module 0 for
 # {glue:text}`m0_repro` (split-half $\lvert\cos\rvert$ at least {glue:text}`m0_min_cos:.2f`) and modules 1
-# and 2 in {glue:text}`m12_repro` ({ref}`trust-ensembles`), so only module 0 is read.
+# and 2 in {glue:text}`m12_repro` ({ref}`trust-ensembles`), and only those are read.
 # For beta cells, module 0's top lists hold {glue:text}`beta_markers_in_top:d` of the
 # {glue:text}`beta_markers_present:d` canonical markers the post names, while its enriched terms are
 # hypotheses, tested against each library's own gene background.

@@ -336,3 +336,16 @@ def test_real_model_orientation_gives_auroc_above_half():
     for out in ("A", "B"):
         auroc = module_auroc(bc.module_scores(X, modules, out, n_modules=1), labels == out)
         assert auroc[0] > 0.9
+
+
+def test_further_modules_read_reproducible_modules_beyond_0_like_module_0():
+    modules = Modules(np.array([[3.0, 1.0, -2.0]]), np.eye(3)[None], ["Beta"], ["x", "y", "z"])
+    genes = bc.top_genes(modules, "Beta", module=1, min_genes=1)
+    empty = pd.DataFrame(columns=["sign", "term"])
+    one = ModuleReport("Beta", 1, 1.0, genes, empty, reproducible=True, split_half_cos=0.9, n_members=6)
+    auroc = pd.DataFrame([[0.99, 0.7, 0.5]], index=["Beta"])
+    parts = kit.further_modules({("Beta", 1): one}, "Beta", modules, auroc)
+    assert parts[0].startswith("**Module 1** (reproducible, so read like module 0). Module 1 of Beta has")
+    assert "AUROC 0.70" in parts[0] and "|cos| 0.90" in parts[0]
+    assert list(parts[1].columns) == ["positive", "negative"]  # its top genes
+    assert kit.further_modules({("Beta", 1): one}, "Alpha", modules, auroc) == []

@@ -16,6 +16,7 @@ from bookkit.interpretation import (
     module_report_parts,
     readable,
     reliability_note,
+    top_genes_display,
 )
 
 #: The columns of the chapter's summary table shown as numbers, and those shown as genes and terms.
@@ -60,13 +61,14 @@ def class_dropdown(
     auroc: float,
     ranks: pd.DataFrame | None = None,
     ranks_label: str = "The post's top-10 genes (both poles) in our module 0",
+    further: list | None = None,
 ) -> str:
     """A :func:`dropdown` on one class's module 0: ``figure``, its interpretation, then its tables.
 
     ``figure`` is a :func:`bookkit.figure_markdown` string; ``auroc`` the one-vs-rest AUROC of the module's
     scores for the class (see :func:`module_interpretation`); ``ranks`` a
     :func:`bilinear_core.interpret.gene_ranks` table of reference genes, described under ``ranks_label``
-    (genes outside the top lists only counted).
+    (genes outside the top lists only counted); ``further`` the :func:`further_modules` parts of the class.
     """
     parts = [
         figure,
@@ -74,12 +76,35 @@ def class_dropdown(
     ]
     # the interpretation names the key terms already
     parts += module_report_parts(report, key_terms=False)
+    parts += further or []
     if ranks is not None:
         n_top = n_top_genes(len(modules.var_names))
         parts.append(
             f"**{ranks_label}**: {describe_gene_ranks(ranks, n_top, detail_outside=False)}"
         )
     return dropdown(title, *parts)
+
+
+def further_modules(
+    reports: dict, cell_type: str, modules: Modules, auroc: pd.DataFrame
+) -> list:
+    """Markdown parts reading each reproducible module of ``cell_type`` beyond module 0, as module 0 is read.
+
+    ``reports`` maps ``(class, module)`` to the :class:`~bilinear_core.report.ModuleReport` of each such module,
+    ``auroc`` (classes × modules) the AUROC of each module's scores. Each module gets its interpretation and
+    its top genes; none: an empty list.
+    """
+    parts = []
+    for module in sorted(m for c, m in reports if c == cell_type):
+        report = reports[cell_type, module]
+        text = module_interpretation(
+            report, modules, auroc=auroc.loc[cell_type, module]
+        )
+        parts += [
+            f"**Module {module}** (reproducible, so read like module 0). {text}",
+            top_genes_display(report, 10),
+        ]
+    return parts
 
 
 def library_display(table: pd.DataFrame) -> pd.DataFrame:
