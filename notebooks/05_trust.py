@@ -713,9 +713,8 @@ bookkit.figure("fig-trust-ensembles", fig)
 # seed-42 model {glue:text}`acc_bil:.1%`, {glue:text}`baseline_name` {glue:text}`acc_baseline:.1%`).
 #
 # The rule needs two halves, so a $2k$-seed ensemble certifies what $k$ seeds reproduce. The chapters on cell
-# typing and frequencies train ensembles of 6 seeds (halves of 3, the $k$ = 3 row: module 0 and its partner
-# pass, modules 1 and 2 would need about ten times as many fits), three rounds of two parallel fits on the
-# book's two cores; the perturbation chapter, whose fits take several times longer, trains 2, whose halves are
+# typing and frequencies train ensembles of 6 seeds (halves of 3, the $k$ = 3 row), three rounds of two
+# parallel fits on the book's two cores; the perturbation chapter, whose fits take several times longer, trains 2, whose halves are
 # single fits (the $k$ = 1 row). Each interprets in full only the modules its ensemble marks reproducible; the
 # single-seed numbers that reproduce the post stay, labelled as such.
 #

@@ -246,6 +246,9 @@ def test_reliability_sentences_gate_the_interpretation():
     assert "It is not reproducible" in text and "|cos| 0.31" in text
     assert text.endswith("Its genes are listed but not interpreted.") and "Positive pole" not in text
     assert "unknown (a single fit)" in module_interpretation(ModuleReport("Beta", 0, 3.0, genes, empty), modules)
+    small = Modules(np.array([[10.0, 0.5, -10.0]]), np.eye(3)[None], ["Beta"], ["x", "y", "z"])
+    text = module_interpretation(ModuleReport("Beta", 1, 0.5, genes, empty), small)
+    assert "carries 0.12% of ‖Q‖²" in text  # 0.25 / 200.25, not rounded to 0%
 
 
 def test_library_and_summary_displays_fit():

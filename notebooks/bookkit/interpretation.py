@@ -118,7 +118,7 @@ def module_interpretation(
     share = this**2 / (values**2).sum() if (values**2).sum() > 0 else np.nan
     text = f"Module {report.module} of {report.output} has eigenvalue λ = {this:.3g}"
     text += f" ({' and '.join(comparisons)})" if comparisons else ""
-    text += f" and carries {share:.0%} of ‖Q‖²."
+    text += f" and carries {share:.{0 if share >= 0.01 else 2}%} of ‖Q‖²."  # small shares: 2 decimals
     text += f" {reliability_sentence(report)}"
     if report.reproducible is False:
         return f"{text} Its genes are listed but not interpreted."
