@@ -396,11 +396,17 @@ ensemble = bc.tl.train(
 modules = bc.tl.modules(adata, ensemble, key_added="ensemble")
 reliability = bc.tl.module_reliability(adata, key="ensemble")
 m0 = reliability.query("module == 0").set_index("output")
+
+# %% tags=["remove-input"]
 shown = m0[["eigenvalue", "share", "split_half_cos", "reproducible"]]
 shown = shown.rename(
     columns={"share": "share of ‖Q‖²", "split_half_cos": "split-half |cos|"}
 )
-bookkit.table(shown, formats={"eigenvalue": "{:.2g}", "share of ‖Q‖²": "{:.1%}"})
+bookkit.table(
+    shown,
+    formats={"eigenvalue": "{:.2g}", "share of ‖Q‖²": "{:.1%}"},
+    link="frequencies_module_reliability.csv",
+)
 
 # %% tags=["remove-cell"]
 reliability.to_csv(RESULTS / "frequencies_module_reliability.csv", index=False)
