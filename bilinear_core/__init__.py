@@ -3,7 +3,11 @@
 The scanpy-style face works on AnnData: :mod:`~bilinear_core.pp` (preprocessing), :mod:`~bilinear_core.tl`
 (training and modules, written into ``adata``) and :mod:`~bilinear_core.pl` (figures). Underneath, the
 array-level functions :func:`fit` (``seeds=…``: an exact ensemble; :func:`fit_many`: independent fits in
-parallel processes) and :func:`eigendecompose` serve people who hold arrays. Analyses:
+parallel processes) and :func:`eigendecompose` serve people who hold arrays. A trained model is saved and loaded
+with :func:`save` and :func:`load` (:mod:`~bilinear_core.io`) and applied to new cells with
+:func:`bilinear_core.tl.predict` and :func:`bilinear_core.tl.explain` (:mod:`~bilinear_core.apply`); the command
+line ``bilinear-core`` (``python -m bilinear_core``) trains, predicts and writes module tables from ``.h5ad`` files.
+Analyses:
 :mod:`~bilinear_core.enrichment`, :mod:`~bilinear_core.frequencies`, :mod:`~bilinear_core.composition`,
 :mod:`~bilinear_core.perturbation`, :mod:`~bilinear_core.baselines`, :mod:`~bilinear_core.stability`,
 :mod:`~bilinear_core.evaluation` (held-out comparison of training settings, e.g. the penalties of
@@ -12,11 +16,12 @@ data sources: :mod:`~bilinear_core.datasets`.
 
 Training beyond memory is imported on its own, so that the common path stays light:
 ``bilinear_core.stream`` (from ``.h5ad`` files on disk), ``bilinear_core.distributed`` (PyTorch DDP under
-``torchrun``), ``bilinear_core.checkpoint`` (save and load a fit; training checkpoints and resume) and
+``torchrun``), ``bilinear_core.checkpoint`` (training checkpoints and resume) and
 ``bilinear_core.devices``.
 """
 
 from . import (
+    apply,
     baselines,
     composition,
     datasets,
@@ -24,6 +29,7 @@ from . import (
     evaluation,
     frequencies,
     interpret,
+    io,
     perturbation,
     pl,
     pp,
@@ -34,6 +40,7 @@ from . import (
     train,
 )
 from .interpret import Modules, eigendecompose, module_scores, top_genes
+from .io import load, save
 from .model import BilinearMLP
 from .train import FitResult, TrainSettings, ensemble, fit, fit_many
 
@@ -42,6 +49,7 @@ __all__ = [
     "FitResult",
     "Modules",
     "TrainSettings",
+    "apply",
     "baselines",
     "composition",
     "datasets",
@@ -53,12 +61,15 @@ __all__ = [
     "fit_many",
     "frequencies",
     "interpret",
+    "io",
+    "load",
     "module_scores",
     "perturbation",
     "pl",
     "pp",
     "regularisation",
     "report",
+    "save",
     "stability",
     "tl",
     "top_genes",

@@ -1,8 +1,8 @@
-"""Files of training: a trained :class:`~bilinear_core.train.FitResult` saved for interpretation, and checkpoints
-that an interrupted run resumes from.
+"""Checkpoints of training, which an interrupted run resumes from (a trained model is saved with
+:func:`bilinear_core.save`).
 
-Every file is written atomically (``atomic_save``): into a temporary file in the same folder, flushed and
-``fsync``-ed, then renamed over the target, so a crash during a save leaves the previous file intact.
+Every checkpoint is written atomically (:func:`bilinear_core.io.atomic_save`), so a crash during a save leaves
+the previous file intact.
 
 A :class:`Checkpoint` passed to :func:`~bilinear_core.train.fit`, :func:`~bilinear_core.stream.fit_stream` or
 :func:`~bilinear_core.distributed.fit_distributed` (``checkpoint=Checkpoint("run.ckpt", every=500)``, with
@@ -24,151 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.distributed as dist
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from .checks import check_positive_integers
-from .model import BilinearMLP
-from .train import FitResult
+from .io import STATE_FORMAT, atomic_save, plain, read_payload
 
-# public API (the API reference documents these); atomic_save and Checkpointer serve the training loop, and
+# public API (the API reference documents these); Checkpointer serves the training loop, and
 # inject_fault / InjectedFault are a test hook (tests and `python -m bilinear_core.distributed --fail-at-step`)
-__all__ = ["save_result", "load_result", "Checkpoint"]
+__all__ = ["Checkpoint"]
 
-FORMAT = "bilinear_core.FitResult/1"
-STATE_FORMAT = "bilinear_core.TrainingState/1"
 STATE_KEYS = ("identity", "position", "model", "optimizer", "scheduler", "history", "ranks")
 # settings a resumed run may change: where it runs, what it shows and how fast it reads, not which batches it takes
 MAY_CHANGE = ("device", "progress", "files", "prefetch", "num_workers")
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------------------------------- files
-def atomic_save(payload, path) -> Path:
-    """``torch.save(payload)`` to ``path`` atomically: a temporary file next to it, flushed and ``fsync``-ed, then
-    renamed over ``path`` (``os.replace``). A crash leaves the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX; folders cannot be opened on Windows)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    return path
-
-
-def _read(path, expected: str, what: str) -> dict:
-    """The payload of a file of this module in format ``expected``, or an error naming the file and the fault."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No {what} at {path} (resolved: {path.resolve()}).")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        reason = (str(err).strip().splitlines() or [""])[0]
-        raise ValueError(
-            f"{path} cannot be read as a {what} ({path.stat().st_size:,} bytes): the file is truncated, corrupt or "
-            f"not written by bilinear_core ({type(err).__name__}: {reason})."
-        ) from None
-    found = payload.get("format") if isinstance(payload, dict) else None
-    if found != expected:
-        kinds = {
-            FORMAT: "a trained model saved by save_result (read it with load_result)",
-            STATE_FORMAT: "a training checkpoint (resume from it with checkpoint=Checkpoint(path), resume=True)",
-        }
-        held = kinds.get(found, f"format {found!r}" if found else f"a {type(payload).__name__} without a format tag")
-        raise ValueError(f"{path} is not a {what} of bilinear_core: it holds {held}.")
-    missing = [key for key in STATE_KEYS if key not in payload] if expected == STATE_FORMAT else []
-    if missing:
-        raise ValueError(f"{path} is an incomplete {what}: it lacks {missing}.")
-    return payload
-
-
-def save_result(result: FitResult, path) -> Path:
-    """Save the model's state dict (on the CPU) and everything :func:`load_result` needs, atomically.
-
-    Only a :class:`~bilinear_core.model.BilinearMLP` can be saved (other architectures have no rebuild recipe here);
-    an ensemble is saved with its members.
-    """
-    return atomic_save({"format": FORMAT, **_result_payload(result)}, path)
-
-
-def _result_payload(result: FitResult) -> dict:
-    """What :func:`save_result` stores of one fit (and, recursively, of an ensemble's members)."""
-    model = result.model
-    if not isinstance(model, BilinearMLP):
-        raise TypeError(f"save_result saves BilinearMLP models, got {type(model).__name__}.")
-    return {
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "architecture": {
-            "n_in": model.n_in,
-            "n_hidden": model.n_hidden,
-            "n_out": model.n_out,
-            "dropout": float(model.dropout.p),
-            "bias": model.left.bias is not None,
-        },
-        "history": {str(c): result.history[c].tolist() for c in result.history.columns},
-        "train_idx": torch.from_numpy(np.asarray(result.train_idx, dtype=np.int64)),
-        "val_idx": torch.from_numpy(np.asarray(result.val_idx, dtype=np.int64)),
-        "task": result.task,
-        "output_names": list(result.output_names),
-        "classes": None if result.classes is None else list(result.classes),
-        "var_names": None if result.var_names is None else [str(v) for v in result.var_names],
-        "settings": _plain(result.settings),
-        "timings": _plain(result.timings),
-        "members": None if result.members is None else [_result_payload(m) for m in result.members],
-    }
-
-
-def load_result(path, device: str = "cpu") -> FitResult:
-    """The :class:`~bilinear_core.train.FitResult` saved by :func:`save_result` (model on ``device``, in eval mode)."""
-    return _result_from_payload(_read(path, FORMAT, "saved model"), device)
-
-
-def _result_from_payload(payload: dict, device: str) -> FitResult:
-    members = payload.get("members")
-    model = BilinearMLP(**payload["architecture"])
-    model.load_state_dict(payload["state_dict"])
-    model.to(device).eval()
-    return FitResult(
-        model=model,
-        history=pd.DataFrame(payload["history"]),
-        train_idx=payload["train_idx"].numpy(),
-        val_idx=payload["val_idx"].numpy(),
-        task=payload["task"],
-        output_names=payload["output_names"],
-        classes=payload["classes"],
-        var_names=payload.get("var_names"),
-        settings=payload["settings"],
-        timings=payload.get("timings", {}),
-        members=None if members is None else [_result_from_payload(m, device) for m in members],
-    )
-
-
-def _plain(value):
-    """``value`` with NumPy scalars and arrays as Python ones, so that ``weights_only`` loading reads it back."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # --------------------------------------------------------------------------------------------- checkpoints
@@ -202,7 +72,10 @@ class Checkpoint:
         path = Path(self.path)
         state = None
         if resume is True or (resume == "auto" and path.exists()):
-            state = _read(path, STATE_FORMAT, "training checkpoint")
+            state = read_payload(path, STATE_FORMAT, "training checkpoint")
+            missing = [key for key in STATE_KEYS if key not in state]
+            if missing:
+                raise ValueError(f"{path} is an incomplete training checkpoint: it lacks {missing}.")
         identity = _identity(**run) if run else None
         if state is not None and identity is not None:
             differences = _differences(state["identity"], identity)
@@ -221,7 +94,7 @@ def _identity(settings: dict, var_names, output_names, train_idx, val_idx) -> di
     for idx in (train_idx, val_idx):
         split.update(np.asarray(idx, dtype=np.int64).tobytes() + b";")
     return {
-        "settings": _plain({k: v for k, v in settings.items() if k not in (*MAY_CHANGE, "var_names")}),
+        "settings": plain({k: v for k, v in settings.items() if k not in (*MAY_CHANGE, "var_names")}),
         "var_names": None if var_names is None else [str(v) for v in var_names],
         "output_names": [str(v) for v in output_names],
         "split": split.hexdigest(),
@@ -337,7 +210,7 @@ class Checkpointer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "history": _plain(list(self.rows)),
+            "history": plain(list(self.rows)),
             "stopper": None if self.stopper is None else dict(vars(self.stopper)),
             "ranks": ranks,
         }

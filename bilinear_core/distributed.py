@@ -8,8 +8,8 @@ like one process with ``W × batch_size`` cells per batch. Launch with torchrun,
 
 gloo on CPU, nccl on CUDA (one GPU per process, chosen by ``LOCAL_RANK``, so several nodes work alike:
 ``torchrun --nnodes N --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id JOB ...`` on every node). The
-global rank 0 writes ``--out`` with :func:`bilinear_core.checkpoint.save_result` (read it back with
-:func:`bilinear_core.checkpoint.load_result`) and the ``--checkpoint``; the data, ``--out`` and
+global rank 0 writes ``--out`` with :func:`bilinear_core.save` (read it back with
+:func:`bilinear_core.load`) and the ``--checkpoint``; the data, ``--out`` and
 ``--checkpoint`` paths must name the same files on every node (shared storage). With ``--checkpoint`` and
 ``--resume`` a job restarted by ``torchrun --max-restarts N`` continues from the last checkpoint.
 """
@@ -29,8 +29,9 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import Checkpoint, inject_fault, load_result, save_result
+from .checkpoint import Checkpoint, inject_fault
 from .devices import resolve_device
+from .io import load, save
 from .stream import BUFFER_SIZE, CHUNK_SIZE, H5adStream, fit_stream, streaming_preprocessing
 from .train import SETTING_NAMES, FitResult, TrainSettings, bind_checkpoint
 
@@ -122,7 +123,7 @@ def fit_distributed(
         settings = replace(settings, device=dev)
         result = fit_stream(files, target_key, settings=settings, preprocessing=preprocessing, _group=group, **kwargs)
         if out is not None:
-            _on_rank0(group.rank, lambda: save_result(result, out))
+            _on_rank0(group.rank, lambda: save(result, out))
         dist.barrier()
         return result
     finally:
@@ -170,7 +171,7 @@ def spawn_local(nprocs: int, files, target_key: str, out, *, threads: int = 1, *
     port = _free_port()
     args = (nprocs, port, threads, [str(f) for f in ([files] if isinstance(files, (str, os.PathLike)) else files)])
     torch.multiprocessing.spawn(_spawned, args=(*args, target_key, str(out), kwargs), nprocs=nprocs, join=True)
-    return load_result(out)
+    return load(out)
 
 
 def main(argv=None) -> None:

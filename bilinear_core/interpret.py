@@ -27,6 +27,8 @@ __all__ = [
     "eigendecompose",
     "leading_modules",
     "squared_norms",
+    "gene_shares",
+    "contributions",
     "module_scores",
     "n_top_genes",
     "top_genes",
@@ -184,6 +186,75 @@ def squared_norms(model) -> np.ndarray:
     same = (W @ W.T) * (V @ V.T)  # (h, h)
     crossed = (V @ W.T) * (W @ V.T)
     return (0.5 * torch.einsum("ah,hk,ak->a", P, same + crossed, P)).numpy()
+
+
+def gene_shares(model, genes=None) -> np.ndarray:
+    """Each gene's share of the model's weight, ``Σ_a ‖Q_a[g, :]‖² / Σ_a ‖Q_a‖²_F``: ``(genes,)``, summing to 1.
+
+    ``genes`` (indices; default: all) selects the rows. From ``h × h`` Gram matrices of the factors, no
+    ``g × g`` matrix: row ``g`` of ``Q_a`` is ``½(Vᵀ a + Wᵀ b)`` with ``a = p_a ⊙ W[:, g]``,
+    ``b = p_a ⊙ V[:, g]``.
+    """
+    model, _, _ = _model_and_names(model, None, None)
+    W, V, P = _weights(model)
+    cols = slice(None) if genes is None else torch.as_tensor(np.asarray(genes, dtype=np.int64))
+    WW, VV, VW = W @ W.T, V @ V.T, V @ W.T  # (h, h)
+    rows = torch.zeros(W[:, cols].shape[1], dtype=torch.float64)
+    for p in P:
+        a, b = p[:, None] * W[:, cols], p[:, None] * V[:, cols]  # (h, genes)
+        rows += 0.25 * ((a * (VV @ a)).sum(0) + (b * (WW @ b)).sum(0) + 2 * (a * (VW @ b)).sum(0))
+    return (rows / squared_norms(model).sum()).numpy()
+
+
+def contributions(model, X, outputs, n_modules: int = 3, modules: Modules | None = None) -> pd.DataFrame:
+    """Each cell's output split exactly over the modules of ``Q_a``: ``y_a(x) = Σ_k λ_k (v_kᵀ x)²``.
+
+    ``outputs`` ``(n,)`` gives the output (index or name) to explain for each cell of ``X`` ``(n, g)``. Columns
+    ``module 0`` … ``module n-1`` (most positive eigenvalues first), ``module -n`` … ``module -1`` (``-1``: the
+    most negative), each ``λ_k (v_kᵀ x)²``, and ``rest``: the other eigenpairs' sum, ``xᵀ Q_a x`` minus the
+    leading terms, in float64. The row sums are the model's outputs. ``modules``: the
+    :func:`leading_modules` of ``model`` (``n_modules`` per pole) when already computed. Needs a model without
+    biases (``bias=False``, the default): biases add terms no module holds.
+    """
+    fitted = model
+    model, _, _ = _model_and_names(model, None, None)
+    if model.left.bias is not None:
+        raise ValueError(
+            "Explaining outputs by modules needs a model trained with bias=False (the default): with biases the "
+            "output has linear and constant terms that no module holds."
+        )
+    X = as_dense_float(X, dtype=np.float64)
+    modules = leading_modules(fitted, n_modules) if modules is None else modules
+    index = _output_index(outputs, modules.output_names, len(X))
+    m = modules.eigenvalues.shape[1]
+    n = min(int(n_modules), m)
+    names = [f"module {j if j < n else j - m}" for j in range(m)]
+    leading = np.zeros((len(X), m))
+    for a in np.unique(index):
+        cells = index == a
+        projections = X[cells] @ modules.eigenvectors[a]  # (cells, modules)
+        leading[cells] = modules.eigenvalues[a] * projections**2
+    total = quadratic_form(model, X)[np.arange(len(X)), index]
+    table = pd.DataFrame(leading, columns=names)
+    table["rest"] = total - leading.sum(axis=1)
+    return table
+
+
+def _output_index(outputs, output_names: list[str], n: int) -> np.ndarray:
+    """``outputs`` (``(n,)`` names or indices) as output indices ``(n,)``, with an error naming unknown ones."""
+    outputs = np.asarray(outputs)
+    if outputs.shape != (n,):
+        raise ValueError(f"outputs must give one output per cell, shape ({n},), got {outputs.shape}.")
+    if np.issubdtype(outputs.dtype, np.integer):
+        if n and (outputs.min() < 0 or outputs.max() >= len(output_names)):
+            bounds = f"[0, {len(output_names)})"
+            raise ValueError(f"Output indices must lie in {bounds}, got {outputs.min()}…{outputs.max()}.")
+        return outputs.astype(np.int64)
+    position = {name: i for i, name in enumerate(output_names)}
+    unknown = sorted({str(o) for o in outputs} - set(position))
+    if unknown:
+        raise ValueError(f"Unknown output(s) {unknown[:5]}; the model's outputs are {output_names}.")
+    return np.array([position[str(o)] for o in outputs], dtype=np.int64)
 
 
 #: Up to this many columns of ``[Wᵀ Vᵀ]`` (``2h``), :func:`leading_modules` slices the exact decomposition.

@@ -36,12 +36,19 @@ def drop_genes(adata: AnnData, drop=None) -> AnnData:
     return adata[:, ~drop].copy()
 
 
-def normalize_log1p(adata: AnnData, layer: str | None = "spliced", size_factor_key: str | None = None) -> AnnData:
-    """Total-count normalisation to the median total, then ``log1p``, written to ``adata.X``.
+def normalize_log1p(
+    adata: AnnData,
+    layer: str | None = "spliced",
+    size_factor_key: str | None = None,
+    target_sum: float | None = None,
+) -> AnnData:
+    """Total-count normalisation to ``target_sum`` (default: the median total), then ``log1p``, into ``adata.X``.
 
     ``size_factor_key`` names an obs column of per-cell totals to divide by instead of the
     totals of the genes present (used for the offline pancreas copy, whose totals over all genes
-    are in ``initial_size_spliced``). The counts stay in ``adata.layers["counts"]``.
+    are in ``initial_size_spliced``). Give a reference's ``target_sum`` (``result.preprocessing["target_sum"]``)
+    to put new cells on its scale. The counts stay in ``adata.layers["counts"]``; the step is recorded in
+    ``adata.uns["preprocessing"]`` (``layer``, ``size_factor_key``, ``target_sum``, ``log1p``).
     """
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"Layer {layer!r} not found in adata.layers; available layers: {sorted(adata.layers)}.")
@@ -55,10 +62,19 @@ def normalize_log1p(adata: AnnData, layer: str | None = "spliced", size_factor_k
         check_finite(totals, f"adata.obs[{size_factor_key!r}]")
     if (totals <= 0).any():
         raise ValueError(f"{int((totals <= 0).sum())} cell(s) have no counts; filter them out first.")
-    scale = np.median(totals) / totals
+    if target_sum is not None and not (np.isfinite(target_sum) and target_sum > 0):
+        raise ValueError(f"target_sum must be a positive number, got {target_sum!r}.")
+    target = float(np.median(totals) if target_sum is None else target_sum)
     adata.layers["counts"] = counts.copy()
-    adata.X = sparse.diags(scale.astype(np.float32)) @ counts
+    adata.X = sparse.diags((target / totals).astype(np.float32)) @ counts
     sc.pp.log1p(adata)
+    adata.uns["preprocessing"] = {
+        **adata.uns.get("preprocessing", {}),
+        "layer": layer,
+        "size_factor_key": size_factor_key,
+        "target_sum": target,
+        "log1p": True,
+    }
     return adata
 
 
@@ -72,13 +88,14 @@ def preprocess(
 ) -> AnnData:
     """The post's pipeline on a copy: drop ribosomal protein genes, normalise + log1p ``layer``, keep HVGs.
 
-    ``size_factor_key`` names an obs column of per-cell totals to normalise by (see :func:`normalize_log1p`);
-    ``"auto"`` (default) takes the column the loader recorded in ``adata.uns["dataset"]["size_factor_key"]``
-    (the offline pancreas copy's totals over all genes, see :func:`bilinear_core.datasets.pancreas`), and
-    otherwise each cell's own total. Ribosomal protein genes (:func:`ribosomal_genes`) are dropped unless
-    ``drop_ribosomal=False``. Keeps
-    ``min(n_top_genes, n_genes)`` highly variable genes (scanpy's ``seurat`` flavour on the log data,
-    ``subset=True``); if that is every gene, all are kept. Records the steps in ``adata.uns["preprocessing"]``.
+        ``size_factor_key`` names an obs column of per-cell totals to normalise by (see :func:`normalize_log1p`);
+        ``"auto"`` (default) takes the column the loader recorded in ``adata.uns["dataset"]["size_factor_key"]``
+        (the offline pancreas copy's totals over all genes, see :func:`bilinear_core.datasets.pancreas`), and
+        otherwise each cell's own total. Ribosomal protein genes (:func:`ribosomal_genes`) are dropped unless
+        ``drop_ribosomal=False``. Keeps
+        ``min(n_top_genes, n_genes)`` highly variable genes (scanpy's ``seurat`` flavour on the log data,
+        ``subset=True``); if that is every gene, all are kept. Records the steps in ``adata.uns["preprocessing"]``
+    (those of :func:`normalize_log1p` and the gene counts), which :func:`bilinear_core.tl.train` keeps with the model.
     """
     check_min_cells(adata.n_obs, min_cells, "Preprocessing")
     if size_factor_key == "auto":
@@ -90,14 +107,12 @@ def preprocess(
     n_hvg = min(int(n_top_genes), adata.n_vars)
     if n_hvg < adata.n_vars:
         sc.pp.highly_variable_genes(adata, n_top_genes=n_hvg, subset=True)
-    adata.uns["preprocessing"] = {
-        "n_genes_in": int(n_in),
-        "n_ribosomal_dropped": int(n_dropped),
-        "layer": layer,
-        "size_factor_key": size_factor_key,
-        "n_top_genes_requested": int(n_top_genes),
-        "n_genes": int(adata.n_vars),
-    }
+    adata.uns["preprocessing"].update(
+        n_genes_in=int(n_in),
+        n_ribosomal_dropped=int(n_dropped),
+        n_top_genes_requested=int(n_top_genes),
+        n_genes=int(adata.n_vars),
+    )
     return adata
 
 

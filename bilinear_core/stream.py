@@ -757,4 +757,7 @@ def fit_stream(
         model, history, timings = train_model(
             source, settings, len(prep.genes), len(names), dev, group=group, checkpoint=checkpoint
         )
-    return FitResult(model, history, train_idx, val_idx, task, names, classes, list(prep.genes), record, timings)
+    made = {"log1p": prep.normalize, "target_sum": prep.target_sum, "layer": layer}
+    return FitResult(
+        model, history, train_idx, val_idx, task, names, classes, list(prep.genes), record, timings, preprocessing=made
+    )

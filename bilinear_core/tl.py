@@ -14,6 +14,10 @@ The scanpy-style face of :func:`~bilinear_core.train.fit` and
 
 All of it survives ``adata.write_h5ad`` / ``anndata.read_h5ad``; :func:`get_modules` reads the modules back.
 :func:`train_many` trains several models (settings, seeds) side by side, each under its own key.
+
+A trained model applies to new cells, aligned by gene name: :func:`predict` writes
+``obs[f"{key_added}_prediction"]`` (and the class probabilities and confidence), :func:`explain` splits each
+call exactly over the modules of the output it explains (``obsm[f"{key_added}_contributions"]``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .checks import get_matrix, get_obs_column
-from .interpret import Modules, eigendecompose, module_scores, orient_modules
+from .apply import MIN_OVERLAP, align_genes, aligned_chunks, check_expression
+from .checks import check_positive_integers, get_matrix, get_obs_column
+from .interpret import Modules, contributions, eigendecompose, leading_modules, module_scores, orient_modules
 from .stability import module_reliability as reliability_table
 from .train import FitResult, fit_many
 
@@ -84,7 +89,8 @@ def train(
     ``target`` and ``task`` as in :func:`target_values`; keyword arguments go to
     :func:`~bilinear_core.train.fit` (the post's settings by default; ``seeds=[…]`` and ``n_jobs`` train an
     exact ensemble, whose modules :func:`modules` scores for reproducibility). Writes ``adata.uns[key_added]``
-    (task, target, output names, classes, settings, history) and ``adata.obs[f"{key_added}_split"]``.
+    (task, target, output names, classes, settings, history) and ``adata.obs[f"{key_added}_split"]``; the
+    result's ``preprocessing`` keeps ``adata.uns["preprocessing"]`` and the layer read, for :func:`predict`.
     """
     runs = {key_added: kwargs}
     return train_many(adata, target, runs, task=task, layer=layer, n_targets=n_targets)[key_added]
@@ -109,8 +115,10 @@ def train_many(
     values, task = target_values(adata, target, task, n_targets)
     X = get_matrix(adata, layer)
     results = fit_many(X, values, runs, n_jobs=n_jobs, task=task, var_names=adata.var_names, **common)
+    made = {**adata.uns.get("preprocessing", {}), "input_layer": layer}
     for key_added in runs:
         result = results[key_added]
+        result.preprocessing = made
         split = np.full(adata.n_obs, SPLIT_LABELS[0], dtype=object)
         split[result.val_idx] = SPLIT_LABELS[1]
         adata.obs[f"{key_added}_split"] = pd.Categorical(split, categories=SPLIT_LABELS)
@@ -213,3 +221,115 @@ def _reliability(adata: AnnData, key: str, required: bool) -> pd.DataFrame | Non
     table = pd.DataFrame(record["reliability"]).reset_index(drop=True)
     table["reproducible"] = table["reproducible"].astype("boolean")
     return table
+
+
+def _apply(query: AnnData, result: FitResult, layer, chunk_size, min_overlap, check_input, progress):
+    """Aligned chunks ``(rows, X)`` of ``query`` for ``result``, after checking the genes and the expression."""
+    check_positive_integers(chunk_size=chunk_size)
+    if query.n_obs == 0:
+        raise ValueError("The query has no cells.")
+    alignment = align_genes(query.var_names, result, min_overlap)
+    if check_input:
+        check_expression(query, result.preprocessing, layer)
+    return alignment, aligned_chunks(query, alignment, layer, chunk_size, progress)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def predict(
+    query: AnnData,
+    result: FitResult,
+    *,
+    key_added: str = "bilinear",
+    layer: str | None = None,
+    chunk_size: int = 10_000,
+    min_overlap: float = MIN_OVERLAP,
+    check_input: bool = True,
+    progress: bool = True,
+) -> None:
+    """Apply a trained model to new cells, matching their genes to the model's by name.
+
+    ``query.X`` (or ``layer``) must hold expression prepared as the reference's was (e.g. by
+    :func:`bilinear_core.pp.normalize_log1p` with the reference's ``target_sum``); genes may come in any order,
+    extra genes are ignored, missing ones read as zero with a warning, and fewer than ``min_overlap`` of the
+    model's genes is an error (:func:`bilinear_core.apply.align_genes`). With ``check_input`` the first cells are
+    compared with the reference's recorded preprocessing (raw counts or scaled values are errors,
+    :func:`bilinear_core.apply.check_expression`). Cells are read ``chunk_size`` at a time, so a backed query
+    (``anndata.read_h5ad(path, backed="r")``) larger than memory works.
+
+    Classification writes ``obs[f"{key_added}_prediction"]`` (the class), ``obsm[f"{key_added}_probabilities"]``
+    (softmax of the outputs, one column per class) and ``obs[f"{key_added}_confidence"]`` (the largest
+    probability); regression writes ``obsm[f"{key_added}_prediction"]`` (one column per output). How the genes
+    matched goes to ``uns[key_added]["prediction"]``.
+    """
+    alignment, chunks = _apply(query, result, layer, chunk_size, min_overlap, check_input, progress)
+    outputs = np.concatenate([result.predict(X) for _, X in chunks])
+    names = [str(o) for o in result.output_names]
+    if result.task == "classification":
+        probabilities = _softmax(outputs.astype(np.float64))
+        query.obs[f"{key_added}_prediction"] = pd.Categorical(
+            np.asarray(names)[probabilities.argmax(axis=1)], categories=names
+        )
+        query.obs[f"{key_added}_confidence"] = probabilities.max(axis=1, initial=0.0)
+        query.obsm[f"{key_added}_probabilities"] = pd.DataFrame(probabilities, index=query.obs_names, columns=names)
+    else:
+        query.obsm[f"{key_added}_prediction"] = pd.DataFrame(outputs, index=query.obs_names, columns=names)
+    record = dict(query.uns.get(key_added, {}))
+    record["prediction"] = {
+        "task": result.task,
+        "layer": layer,
+        "n_genes_model": len(alignment.columns),
+        "n_genes_missing": len(alignment.missing),
+        "missing_weight_share": alignment.missing_share,
+        "n_genes_extra": alignment.n_extra,
+    }
+    query.uns[key_added] = record
+
+
+def explain(
+    query: AnnData,
+    result: FitResult,
+    *,
+    output=None,
+    n_modules: int = 3,
+    key_added: str = "bilinear",
+    layer: str | None = None,
+    chunk_size: int = 10_000,
+    min_overlap: float = MIN_OVERLAP,
+    check_input: bool = True,
+    progress: bool = True,
+) -> None:
+    """Split each cell's output exactly over the modules of ``Q_a``: ``y_a(x) = Σ_k λ_k (v_kᵀ x)²``.
+
+    The output explained is the predicted class (classification, ``output=None``), one output name for every
+    cell, or an ``obs`` column naming one per cell (e.g. the true labels, to see what a wrong call lacked);
+    regression with several outputs needs ``output``. Writes ``obsm[f"{key_added}_contributions"]``: one column
+    per leading module, ``module 0`` … ``module {n_modules-1}`` from the most positive eigenvalue and
+    ``module -{n_modules}`` … ``module -1`` (``-1``: the most negative), each ``λ_k (v_kᵀ x)²``, then ``rest``
+    (every other eigenpair), summing to the model's output; ``obs[f"{key_added}_explained"]`` names the output
+    explained. Module numbers are those of :func:`modules`. Genes are aligned and checked as in :func:`predict`;
+    the model must have no biases (:func:`bilinear_core.interpret.contributions`).
+    """
+    _, chunks = _apply(query, result, layer, chunk_size, min_overlap, check_input, progress)
+    names = [str(o) for o in result.output_names]
+    if output is None and result.task == "regression" and len(names) > 1:
+        raise ValueError(f"The model has {len(names)} outputs; name the one to explain (output=…), one of {names}.")
+    if output is None or str(output) in names:
+        per_cell = None if output is None else np.full(query.n_obs, str(output), dtype=object)
+    elif isinstance(output, str) and output in query.obs:
+        per_cell = query.obs[output].astype(str).to_numpy(dtype=object)
+    else:
+        raise KeyError(f"output {output!r} is neither one of the model's outputs {names} nor a column of query.obs.")
+    leading = leading_modules(result, n_modules)
+    parts, explained = [], []
+    for rows, X in chunks:
+        chosen = per_cell[rows] if per_cell is not None else np.asarray(names)[result.predict(X).argmax(axis=1)]
+        parts.append(contributions(result, X, chosen, n_modules, modules=leading))
+        explained.append(chosen)
+    table = pd.concat(parts, ignore_index=True)
+    table.index = query.obs_names
+    query.obsm[f"{key_added}_contributions"] = table
+    query.obs[f"{key_added}_explained"] = pd.Categorical(np.concatenate(explained), categories=names)

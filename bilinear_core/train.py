@@ -187,7 +187,9 @@ class FitResult:
 
     An ensemble (:func:`fit` with ``seeds``, :func:`ensemble`) holds the member fits in ``members``; its
     ``model`` is their exact mean (:func:`bilinear_core.model.ensemble`), its ``history`` the members' mean per
-    epoch and its ``settings`` record the members' ``seeds``.
+    epoch and its ``settings`` record the members' ``seeds``. ``preprocessing`` records how the training
+    matrix was made (:func:`bilinear_core.tl.train` copies ``adata.uns["preprocessing"]`` of
+    :func:`bilinear_core.pp.preprocess` and the layer it read), so that new cells can be checked against it.
     """
 
     model: BilinearMLP
@@ -201,6 +203,7 @@ class FitResult:
     settings: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     members: list | None = None
+    preprocessing: dict | None = None
 
     @property
     def best_epoch(self) -> int:
@@ -628,7 +631,7 @@ def ensemble(results) -> FitResult:
     settings["seeds"] = [m.settings.get("seed") for m in members]
     return FitResult(
         ensemble_model(m.model for m in members), history, first.train_idx, first.val_idx, first.task,
-        list(first.output_names), first.classes, first.var_names, settings, {}, members,
+        list(first.output_names), first.classes, first.var_names, settings, {}, members, first.preprocessing,
     )  # fmt: skip
 
 
