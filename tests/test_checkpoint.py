@@ -11,7 +11,8 @@ from scipy import sparse
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import bilinear_core as bc
-from bilinear_core.checkpoint import Checkpoint, InjectedFault, atomic_save, inject_fault, load_result, save_result
+from bilinear_core.checkpoint import Checkpoint, InjectedFault, inject_fault
+from bilinear_core.io import atomic_save, load, save
 from bilinear_core.stream import fit_stream
 
 # dropout draws from torch's global generator at every step, so its state must be restored too
@@ -175,11 +176,11 @@ def test_truncated_foreign_and_mixed_up_files_are_named_errors(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match=r"other\.pt is not a training checkpoint .*a dict without a format tag"):
         resume(tmp_path / "other.pt")
-    save_result(result, tmp_path / "model.pt")
-    with pytest.raises(ValueError, match=r"model\.pt is not a training checkpoint .*saved by save_result"):
+    save(result, tmp_path / "model.pt")
+    with pytest.raises(ValueError, match=r"model\.pt is not a training checkpoint .*saved by bilinear_core.save"):
         resume(tmp_path / "model.pt")
     with pytest.raises(ValueError, match=r"run\.ckpt is not a saved model .*holds a training checkpoint"):
-        load_result(tmp_path / "run.ckpt")
+        load(tmp_path / "run.ckpt")
     payload = torch.load(tmp_path / "run.ckpt", weights_only=True)
     del payload["optimizer"]
     torch.save(payload, tmp_path / "part.ckpt")

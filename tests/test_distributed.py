@@ -11,8 +11,8 @@ from anndata import AnnData
 from scipy import sparse
 
 import bilinear_core as bc
-from bilinear_core.checkpoint import load_result, save_result
 from bilinear_core.distributed import fit_distributed, spawn_local
+from bilinear_core.io import load, save
 from bilinear_core.stream import fit_stream
 
 # 2 ranks × 8 cells per step vs 1 process × 16: the same cells per step, gradients summed in another order
@@ -56,7 +56,7 @@ def test_two_gloo_processes_equal_one_process_with_the_combined_batch(tmp_path):
 def test_save_and_load_round_trip(tmp_path):
     path = _write(tmp_path / "a.h5ad", n=60)
     result = fit_stream(path, "label", n_hidden=4, epochs=2, batch_size=16, progress=False)
-    loaded = load_result(save_result(result, tmp_path / "m.pt"))
+    loaded = load(save(result, tmp_path / "m.pt"))
     for a, b in zip(result.model.parameters(), loaded.model.parameters(), strict=True):
         assert torch.equal(a, b)
     pd.testing.assert_frame_equal(loaded.history, result.history)
@@ -66,10 +66,10 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.timings == result.timings and result.timings["train_cells_per_s"] > 0
     # NumPy scalars in settings (e.g. an lr from np.logspace) are saved as Python numbers, so they load back
     result.settings["lr"] = np.float64(1e-3)
-    assert load_result(save_result(result, tmp_path / "np.pt")).settings["lr"] == 1e-3
+    assert load(save(result, tmp_path / "np.pt")).settings["lr"] == 1e-3
     np.testing.assert_array_equal(loaded.val_idx, result.val_idx)
     with pytest.raises(FileNotFoundError, match="No saved model"):
-        load_result(tmp_path / "nothing.pt")
+        load(tmp_path / "nothing.pt")
 
 
 def test_more_processes_than_chunks_is_a_clear_error(tmp_path):
@@ -95,7 +95,7 @@ def test_torchrun_command_line(tmp_path):
     proc = subprocess.run(torchrun + args, capture_output=True, text=True, timeout=300, check=True)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["world_size"] == 2
-    assert load_result(tmp_path / "m.pt").model.n_in == 10
+    assert load(tmp_path / "m.pt").model.n_in == 10
 
 
 @pytest.mark.skipif(os.environ.get("BILINEAR_TEST_TORCHRUN") != "1", reason="set BILINEAR_TEST_TORCHRUN=1 (~40-65 s)")
@@ -118,7 +118,7 @@ def test_elastic_restart_resumes_from_the_last_checkpoint(tmp_path):
     assert proc.stderr.count("InjectedFault: fault injected at optimizer step 10") == 1  # first attempt only
     # 112 training cells, 7 steps per epoch: checkpoints after steps 3, 6, 7 (epoch end) and 9, then the fault
     assert "Resuming from" in proc.stderr and "at optimizer step 9 (epoch 2, 2 steps into it)" in proc.stderr
-    reference, resumed = load_result(tmp_path / "reference.pt"), load_result(tmp_path / "m.pt")
+    reference, resumed = load(tmp_path / "reference.pt"), load(tmp_path / "m.pt")
     for (name, a), b in zip(reference.model.named_parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(a, b), name
     pd.testing.assert_frame_equal(reference.history, resumed.history, check_exact=True)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import bilinear_core as bc
-from bilinear_core.checkpoint import load_result, save_result
 from bilinear_core.interpret import interaction_matrices
+from bilinear_core.io import load, save
 from bilinear_core.model import BilinearMLP, ensemble
 from bilinear_core.stability import REPRODUCIBLE_COS, module_reliability
 
@@ -154,7 +154,7 @@ def test_module_overview_titles_say_how_reproducible_each_module_is(planted):
 
 def test_saved_ensemble_loads_with_its_members_and_predicts_bit_identically(planted, tmp_path):
     X, u, result = planted
-    loaded = load_result(save_result(result, tmp_path / "e.pt"))
+    loaded = load(save(result, tmp_path / "e.pt"))
     np.testing.assert_array_equal(loaded.predict(X), result.predict(X))
     assert len(loaded.members) == 6
     np.testing.assert_array_equal(loaded.members[2].predict(X), result.members[2].predict(X))

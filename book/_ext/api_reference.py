@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 MODULE_GROUPS = (
     ("The AnnData face", ("pp", "tl", "pl")),
     ("Arrays: model, training, interpretation", ("model", "train", "interpret", "enrichment", "report")),
+    ("A trained model on new cells: save, load, apply, command line", ("io", "apply", "cli")),
     (
         "Analyses",
         ("frequencies", "perturbation", "composition", "baselines", "stability", "regularisation", "evaluation"),
