@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # threads that sleep instead of spinning while waiting: avoids multi-fold slow-downs when the 2 cores are shared
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install data book book-clean check-site browser check-browser test lint bench chapter preview clean
+.PHONY: install data book book-clean check-site browser check-browser test lint bench bench-celltypist chapter preview clean
 
 install: $(STAMP)
 
@@ -75,6 +75,19 @@ bench: install data
 	$(BIN)/python benchmarks/interpretation.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/book.py
+
+# bilinear_core.tl.predict beside CellTypist and logistic regression on reference -> query splits
+# (benchmarks/annotation.py). CellTypist 1.7.1 needs scikit-learn < 1.8, so it gets an environment of its own.
+CT_VENV := .venv-celltypist
+CT_STAMP := $(CT_VENV)/.installed
+
+$(CT_STAMP): benchmarks/requirements-celltypist.txt
+	test -x $(CT_VENV)/bin/python || $(PYTHON) -m venv $(CT_VENV)
+	$(CT_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-celltypist.txt
+	touch $@
+
+bench-celltypist: install data $(CT_STAMP)
+	$(BIN)/python benchmarks/annotation.py
 
 # Re-execute one chapter in place, e.g. `make chapter NB=notebooks/02_cell_typing.py`.
 chapter: install data

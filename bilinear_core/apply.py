@@ -45,11 +45,6 @@ class Alignment:
     missing_share: float
     n_extra: int
 
-    @property
-    def overlap(self) -> float:
-        """Share of the model's genes found in the query."""
-        return 1.0 - len(self.missing) / len(self.columns)
-
 
 def align_genes(query_genes, result, min_overlap: float = MIN_OVERLAP) -> Alignment:
     """Match the query's genes to those of a fit ``result`` by name (any order; extra genes ignored).

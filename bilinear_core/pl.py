@@ -277,37 +277,44 @@ def modules(adata: AnnData, output, groupby: str, *, key: str = "bilinear", targ
     return module_overview(mods, output, scores, labels.astype(str).to_numpy(), target=target, **kwargs)
 
 
-def contributions(adata: AnnData, groupby: str, *, key: str = "bilinear", groups=None, title: str = ""):
+def contributions(adata: AnnData, groupby: str, *, key="bilinear", groups=None, title=""):
     """Mean contribution of each module to the output :func:`bilinear_core.tl.explain` explained, per group.
 
     One bar per group of ``obs[groupby]`` (``groups``: which, in order; default: all, at most 6) for each column
     of ``obsm[f"{key}_contributions"]`` (``λ_k (v_kᵀ x)²`` of the leading modules, the ``rest``) and for their
     sum, the ``output`` (a logit for classification); whiskers: one standard deviation over the group's cells.
+    ``key`` may list several explanations (e.g. of the true and of the called class), one panel each, one under
+    the other, with one ``title`` each.
     """
-    name = f"{key}_contributions"
-    if name not in adata.obsm:
-        raise KeyError(f"adata.obsm has no {name!r}; run bilinear_core.tl.explain first.")
+    keys = [key] if isinstance(key, str) else list(key)
+    titles = [title] * len(keys) if isinstance(title, str) else list(title)
+    missing = [f"{k}_contributions" for k in keys if f"{k}_contributions" not in adata.obsm]
+    if missing:
+        raise KeyError(f"adata.obsm has no {missing}; run bilinear_core.tl.explain first.")
+    if len(titles) != len(keys):
+        raise ValueError(f"Give one title per key: {len(keys)} keys, {len(titles)} titles.")
     if groupby not in adata.obs:
         raise KeyError(f"Column {groupby!r} not found in adata.obs; available columns: {list(adata.obs.columns)}.")
-    table = pd.DataFrame(adata.obsm[name], index=adata.obs_names)
-    table["output"] = table.sum(axis=1)
     labels = adata.obs[groupby].astype(str)
     groups = [str(g) for g in (pd.unique(labels) if groups is None else groups)]
     unknown = sorted(set(groups) - set(labels))
     if unknown or not 1 <= len(groups) <= 6:
         raise ValueError(f"groups must name 1 to 6 groups of obs[{groupby!r}]; unknown: {unknown}, got {len(groups)}.")
+    fig, axes = plt.subplots(len(keys), 1, figsize=(PAGE_WIDTH, 3.2 * len(keys)), constrained_layout=True)
     width = 0.8 / len(groups)
-    x = np.arange(table.shape[1])
-    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.4), constrained_layout=True)
-    for i, group in enumerate(groups):
-        cells = table[(labels == group).to_numpy()]
-        ax.bar(
-            x + (i - (len(groups) - 1) / 2) * width, cells.mean(), width, yerr=cells.std(ddof=0), capsize=2,
-            label=f"{group} (n = {len(cells)})", color=sns.color_palette("colorblind")[i],
-        )  # fmt: skip
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.axvline(x[-1] - 0.5, color="grey", linewidth=0.8, linestyle=":")
-    ax.set_xticks(x, table.columns)
-    ax.set(ylabel="contribution to the output", title=title)
-    ax.legend(frameon=False, fontsize=9)
+    for ax, k, panel_title in zip(np.atleast_1d(axes), keys, titles):
+        table = pd.DataFrame(adata.obsm[f"{k}_contributions"], index=adata.obs_names)
+        table["output"] = table.sum(axis=1)
+        x = np.arange(table.shape[1])
+        for i, group in enumerate(groups):
+            cells = table[(labels == group).to_numpy()]
+            ax.bar(
+                x + (i - (len(groups) - 1) / 2) * width, cells.mean(), width, yerr=cells.std(ddof=0), capsize=2,
+                label=f"{group} (n = {len(cells)})", color=sns.color_palette("colorblind")[i],
+            )  # fmt: skip
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.axvline(x[-1] - 0.5, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xticks(x, table.columns)
+        ax.set(ylabel="contribution", title=panel_title)
+        ax.legend(frameon=False, fontsize=9)
     return fig

@@ -205,6 +205,14 @@ def test_contributions_figure_and_its_errors():
     np.testing.assert_allclose([b.get_height() for b in bars[:8]], [*u.mean(), u.sum(axis=1).mean()], rtol=1e-6)
     with pytest.raises(ValueError, match=r"unknown: \['w'\]"):
         bc.pl.contributions(query, "group", groups=["u", "w"])
+    bc.tl.explain(query, result, output="C", key_added="c", progress=False)
+    two = bc.pl.contributions(query, "group", key=["bilinear", "c"], title=["calls", "C"])
+    assert [ax.get_title() for ax in two.axes] == ["calls", "C"]
+    c = query.obsm["c_contributions"][query.obs["group"].to_numpy() == "v"]
+    heights = [b.get_height() for b in two.axes[1].patches[8:]]
+    np.testing.assert_allclose(heights, [*c.mean(), c.sum(axis=1).mean()], rtol=1e-6)
+    with pytest.raises(ValueError, match="one title per key"):
+        bc.pl.contributions(query, "group", key=["bilinear", "c"], title=["one"])
 
 
 def test_save_and_load_predict_bit_identically_and_keep_what_was_recorded(tmp_path):

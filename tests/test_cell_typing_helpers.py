@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from anndata import AnnData  # noqa: E402
 
 import bilinear_core as bc  # noqa: E402
 from bilinear_core.interpret import Modules, gene_ranks, module_auroc, orient_modules, quadratic_form  # noqa: E402
@@ -352,3 +353,24 @@ def test_further_modules_read_reproducible_modules_beyond_0_like_module_0():
     assert "AUROC 0.70" in parts[0] and "|cos| 0.90" in parts[0]
     assert list(parts[1].columns) == ["positive", "negative"]  # its top genes
     assert kit.further_modules({("Beta", 1): one}, "Alpha", modules, auroc) == []
+
+
+def test_calls_and_the_commonest_error_counted_by_hand():
+    adata = AnnData(np.zeros((6, 1), dtype=np.float32))
+    adata.obs["truth"] = ["A", "A", "A", "B", "B", "C"]
+    adata.obs["m_prediction"] = ["A", "B", "B", "C", "B", "A"]  # A → B twice, B → C once, C → A once
+    assert list(kit.calls(adata, "truth", "m")) == ["A → A", "A → B", "A → B", "B → C", "B → B", "C → A"]
+    assert kit.commonest_error(adata, "truth", "m") == ("A", "B", 2)
+
+
+def test_error_sentences_flip_with_the_data():
+    columns = ["module 0", "module -1", "rest"]
+    truth = pd.DataFrame([[4.0, -1.0, 0.0], [3.9, -1.0, 0.0]], columns=columns)  # as much of the true program
+    called = pd.DataFrame([[1.0, -2.0, 0.0], [3.0, -2.0, 0.0]], columns=columns)  # more of the called one
+    text = kit.error_sentences(truth, called, "EP", "Ductal")
+    assert "contributes 4.0 to the EP logit of the cells called correctly and 3.9" in text
+    assert "carry about as much of the EP program and more of the Ductal one" in text
+    assert "(2.9 for EP, 1.0 for Ductal; correct calls 3.0 and -1.0)" in text
+    assert text.endswith("show that the Ductal program they carry decides the call.")
+    lacking = kit.error_sentences(truth.assign(**{"module 0": [4.0, 1.0]}), called, "EP", "Ductal")
+    assert "carry less of the EP program" in lacking and "the EP program they lack decides" in lacking

@@ -157,3 +157,52 @@ def summary_genes(summary: pd.DataFrame) -> pd.DataFrame:
     for column in ("positive terms", "negative terms"):
         shown[column] = shown[column].map(readable)
     return shown
+
+
+def calls(adata, truth: str, key: str) -> pd.Series:
+    """Each cell's true type and call, ``"Alpha → Beta"``, from ``obs[truth]`` and ``obs[f"{key}_prediction"]``."""
+    true = adata.obs[truth].astype(str)
+    return (true + " → " + adata.obs[f"{key}_prediction"].astype(str)).rename("call")
+
+
+def commonest_error(adata, truth: str, key: str) -> tuple[str, str, int]:
+    """The true type, the call and the number of cells of the most frequent wrong call."""
+    true, called = (
+        adata.obs[truth].astype(str),
+        adata.obs[f"{key}_prediction"].astype(str),
+    )
+    wrong = pd.crosstab(true, called).stack()
+    wrong = wrong[[t != c for t, c in wrong.index]]
+    (t, c), n = wrong.idxmax(), int(wrong.max())
+    return t, c, n
+
+
+def _amount(wrong: float, right: float) -> str:
+    """``"more"``, ``"less"`` or ``"about as much"`` (within 10 % of the correct calls' value)."""
+    if abs(wrong - right) < 0.1 * abs(right):
+        return "about as much"
+    return "more" if wrong > right else "less"
+
+
+def error_sentences(
+    true_means: pd.DataFrame, call_means: pd.DataFrame, true: str, call: str
+) -> str:
+    """What sets the misclassified cells apart, from the mean contributions to the logit of their true type
+    (``true_means``) and of the type they were called (``call_means``); rows: the cells called correctly, then
+    the misclassified ones; columns: modules and ``rest``."""
+    t, c = true_means["module 0"], call_means["module 0"]
+    logits_t, logits_c = true_means.sum(axis=1), call_means.sum(axis=1)
+    more_true, more_call = _amount(t.iloc[1], t.iloc[0]), _amount(c.iloc[1], c.iloc[0])
+    driver = (
+        f"the {call} program they carry"
+        if abs(c.iloc[1] - c.iloc[0]) > abs(t.iloc[1] - t.iloc[0])
+        else f"the {true} program they lack"
+    )
+    return (
+        f"Module 0 of the {true} output contributes {t.iloc[0]:.1f} to the {true} logit of the cells called "
+        f"correctly and {t.iloc[1]:.1f} to that of the cells called {call}; module 0 of the {call} output "
+        f"contributes {c.iloc[0]:.1f} and {c.iloc[1]:.1f} to the {call} logit. The misclassified cells carry "
+        f"{more_true} of the {true} program and {more_call} of the {call} one, and their mean logits "
+        f"({logits_t.iloc[1]:.1f} for {true}, {logits_c.iloc[1]:.1f} for {call}; correct calls "
+        f"{logits_t.iloc[0]:.1f} and {logits_c.iloc[0]:.1f}) show that {driver} decides the call."
+    )
