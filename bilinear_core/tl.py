@@ -223,7 +223,15 @@ def _reliability(adata: AnnData, key: str, required: bool) -> pd.DataFrame | Non
     return table
 
 
-def _apply(query: AnnData, result: FitResult, layer, chunk_size, min_overlap, check_input, progress):
+def _apply(
+    query: AnnData,
+    result: FitResult,
+    layer: str | None = None,
+    chunk_size: int = 10_000,
+    min_overlap: float = MIN_OVERLAP,
+    check_input: bool = True,
+    progress: bool = True,
+):
     """Aligned chunks ``(rows, X)`` of ``query`` for ``result``, after checking the genes and the expression."""
     check_positive_integers(chunk_size=chunk_size)
     if query.n_obs == 0:
@@ -290,17 +298,7 @@ def predict(
 
 
 def explain(
-    query: AnnData,
-    result: FitResult,
-    *,
-    output=None,
-    n_modules: int = 3,
-    key_added: str = "bilinear",
-    layer: str | None = None,
-    chunk_size: int = 10_000,
-    min_overlap: float = MIN_OVERLAP,
-    check_input: bool = True,
-    progress: bool = True,
+    query: AnnData, result: FitResult, *, output=None, n_modules: int = 3, key_added: str = "bilinear", **reading
 ) -> None:
     """Split each cell's output exactly over the modules of ``Q_a``: ``y_a(x) = Σ_k λ_k (v_kᵀ x)²``.
 
@@ -310,10 +308,11 @@ def explain(
     per leading module, ``module 0`` … ``module {n_modules-1}`` from the most positive eigenvalue and
     ``module -{n_modules}`` … ``module -1`` (``-1``: the most negative), each ``λ_k (v_kᵀ x)²``, then ``rest``
     (every other eigenpair), summing to the model's output; ``obs[f"{key_added}_explained"]`` names the output
-    explained. Module numbers are those of :func:`modules`. Genes are aligned and checked as in :func:`predict`;
-    the model must have no biases (:func:`bilinear_core.interpret.contributions`).
+    explained. Module numbers are those of :func:`modules`. Genes are aligned, checked and read as in
+    :func:`predict`, whose ``layer``, ``chunk_size``, ``min_overlap``, ``check_input`` and ``progress`` it takes
+    (``reading``); the model must have no biases (:func:`bilinear_core.interpret.contributions`).
     """
-    _, chunks = _apply(query, result, layer, chunk_size, min_overlap, check_input, progress)
+    _, chunks = _apply(query, result, **reading)
     names = [str(o) for o in result.output_names]
     if output is None and result.task == "regression" and len(names) > 1:
         raise ValueError(f"The model has {len(names)} outputs; name the one to explain (output=…), one of {names}.")
