@@ -88,14 +88,14 @@ def preprocess(
 ) -> AnnData:
     """The post's pipeline on a copy: drop ribosomal protein genes, normalise + log1p ``layer``, keep HVGs.
 
-        ``size_factor_key`` names an obs column of per-cell totals to normalise by (see :func:`normalize_log1p`);
-        ``"auto"`` (default) takes the column the loader recorded in ``adata.uns["dataset"]["size_factor_key"]``
-        (the offline pancreas copy's totals over all genes, see :func:`bilinear_core.datasets.pancreas`), and
-        otherwise each cell's own total. Ribosomal protein genes (:func:`ribosomal_genes`) are dropped unless
-        ``drop_ribosomal=False``. Keeps
-        ``min(n_top_genes, n_genes)`` highly variable genes (scanpy's ``seurat`` flavour on the log data,
-        ``subset=True``); if that is every gene, all are kept. Records the steps in ``adata.uns["preprocessing"]``
-    (those of :func:`normalize_log1p` and the gene counts), which :func:`bilinear_core.tl.train` keeps with the model.
+    ``size_factor_key`` names an obs column of per-cell totals to normalise by (see :func:`normalize_log1p`);
+    ``"auto"`` (default) takes the column the loader recorded in ``adata.uns["dataset"]["size_factor_key"]``
+    (the offline pancreas copy's totals over all genes, see :func:`bilinear_core.datasets.pancreas`), and
+    otherwise each cell's own total. Ribosomal protein genes (:func:`ribosomal_genes`) are dropped unless
+    ``drop_ribosomal=False``. Keeps ``min(n_top_genes, n_genes)`` highly variable genes (scanpy's ``seurat``
+    flavour on the log data, ``subset=True``); if that is every gene, all are kept. Records the steps in
+    ``adata.uns["preprocessing"]`` (those of :func:`normalize_log1p` and the gene counts), which
+    :func:`bilinear_core.tl.train` keeps with the model.
     """
     check_min_cells(adata.n_obs, min_cells, "Preprocessing")
     if size_factor_key == "auto":
