@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
 
 from bilinear_core.evaluation import evaluate_settings, held_out_split
 
@@ -34,14 +35,22 @@ def test_table_scores_every_setting_and_baseline_on_the_test_cells(planted):
     parts = np.concatenate([ev.train_idx, ev.val_idx, ev.test_idx])
     assert sorted(parts) == list(range(240)) and len(ev.test_idx) == 36
     labels = planted.obs["label"].astype(str).to_numpy()
-    for name in settings:
+    for name in settings:  # scores against scikit-learn's metrics on the split the evaluation reports
         fit = ev.fits[name][0]
-        expected = (fit.predict_labels(planted.X[ev.test_idx]) == labels[ev.test_idx]).mean()
-        assert table.loc[name, "test accuracy"] == expected
+        val, test = ev.val_idx, ev.test_idx
+        calls = fit.predict_labels(planted.X)
+        assert table.loc[name, "validation accuracy"] == pytest.approx(accuracy_score(labels[val], calls[val]))
+        assert table.loc[name, "test accuracy"] == pytest.approx(accuracy_score(labels[test], calls[test]))
+        macro = f1_score(labels[test], calls[test], labels=["neg", "pos"], average="macro", zero_division=0)
+        assert table.loc[name, "test macro-F1"] == pytest.approx(macro)
         assert np.array_equal(fit.train_idx, ev.train_idx) and np.array_equal(fit.val_idx, ev.val_idx)
     assert [f.settings["seed"] for f in ev.fits["reference"]] == [42, 1, 2]
     assert table.loc["reference", "relative cost"] == 1.0 and table.loc["reference", "seeds"] == 3
-    assert 0 <= table.loc["reference", "module 0 |cos|"] <= 1 and np.isnan(table.loc["sparse", "module 0 |cos|"])
+    vectors = [m.eigenvectors[:, :, 0] for m in ev.modules["reference"]]  # module 0: (outputs, genes) per seed
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    cos = [np.mean([abs(vectors[i][a] @ vectors[j][a]) for i, j in pairs]) for a in range(2)]
+    assert table.loc["reference", "module 0 |cos|"] == pytest.approx(np.median(cos))
+    assert np.isnan(table.loc["sparse", "module 0 |cos|"])
     assert table.loc["sparse", "genes used"] < table.loc["reference", "genes used"] == 12
     history = ev.fits["reference"][0].history.iloc[-1]
     assert table.loc["reference", "gap (val − train loss)"] == history["val_loss"] - history["train_loss"]
@@ -68,6 +77,12 @@ def test_identical_runs_are_perfectly_stable_and_cost_counts_epochs_and_latent_c
     weights = 2 * 8 * 12 + 8
     assert table.loc["sets", "relative cost"] == pytest.approx((weights + 2 * 8) / weights)
     assert list(table.index) == list(settings) and "validation R²" in table and "test MAE" in table
+    y = planted.obs["y"].to_numpy()
+    pred = ev.fits["reference"][0].predict(planted.X)[:, 0]
+    val, test = ev.val_idx, ev.test_idx
+    assert table.loc["reference", "validation R²"] == pytest.approx(r2_score(y[val], pred[val]), rel=1e-5)
+    assert table.loc["reference", "test R²"] == pytest.approx(r2_score(y[test], pred[test]), rel=1e-5)
+    assert table.loc["reference", "test MAE"] == pytest.approx(mean_absolute_error(y[test], pred[test]), rel=1e-5)
 
 
 def test_held_out_group_is_the_test_set_and_never_trained_on(planted):
