@@ -63,7 +63,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.classes == result.classes and loaded.settings == result.settings
     assert loaded.var_names == result.var_names == [f"G{i}" for i in range(10)]
     assert bc.eigendecompose(loaded).var_names == loaded.var_names  # nothing else needed for interpretation
-    assert loaded.timings == result.timings and result.timings["train_cells_per_s"] > 0
+    assert loaded.timings == result.timings
     # NumPy scalars in settings (e.g. an lr from np.logspace) are saved as Python numbers, so they load back
     result.settings["lr"] = np.float64(1e-3)
     assert load(save(result, tmp_path / "np.pt")).settings["lr"] == 1e-3

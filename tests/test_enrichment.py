@@ -134,3 +134,19 @@ def test_mouse_and_human_library_sets(monkeypatch, tmp_path, request):
     # Enrichr's mouse libraries are upper case: mouse symbols match case-insensitively and come back as given
     table = enrichment.enrich(["Ins1", "Ins2", "Gcg"], ["KEGG_2019_Mouse"], cutoff=1.0, background=None)
     assert table.loc[0, "genes"] == "Ins1;Ins2"
+
+
+def test_two_libraries_are_adjusted_each_on_its_own(toy_library):
+    """Benjamini–Hochberg runs within each library: the second library's terms do not change the first's."""
+    other = {f"extra_{i}": [f"G{j}" for j in range(i, i + 8)] for i in range(0, 30, 3)}
+    genes = ["G0", "G1", "G2", "G3", "G6", "G21", "G22"]
+    both = enrichment.enrich(genes, {"toy": toy_library, "other": other}, cutoff=1.0, top=None)
+    assert set(both["library"]) == {"toy", "other"}
+    for name, library in (("toy", toy_library), ("other", other)):
+        alone = enrichment.enrich(genes, {name: library}, cutoff=1.0, top=None).set_index("term")
+        part = both[both["library"] == name].set_index("term")
+        p = part["p_value"].sort_values()
+        m = len(p)  # BH by hand over this library's tested terms only
+        adjusted = np.minimum(np.minimum.accumulate((p.to_numpy() * m / np.arange(1, m + 1))[::-1])[::-1], 1.0)
+        np.testing.assert_allclose(part.loc[p.index, "adjusted_p"], adjusted, rtol=1e-12)
+        np.testing.assert_allclose(part.loc[p.index, "adjusted_p"], alone.loc[p.index, "adjusted_p"], rtol=1e-12)

@@ -150,15 +150,6 @@ def test_early_stopping_follows_the_full_run_and_restores_the_best_epoch():
     assert stopped.settings["patience"] == 3 and full.best_epoch == full.history["val_loss"].idxmin() + 1
 
 
-def test_defaults_train_exactly_as_without_the_options():
-    X, y = _planted(n=120)
-    kwargs = dict(FAST, epochs=3)
-    a = bc.fit(X, y, **kwargs)
-    b = bc.fit(X, y, l1_penalty=0.0, gene_penalty=0.0, patience=None, **kwargs)
-    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
-        assert torch.equal(pa, pb)
-
-
 def test_options_reach_tl_train_and_are_recorded(toy_adata):
     bc.pp.normalize_log1p(toy_adata)
     kwargs = dict(n_hidden=4, epochs=4, batch_size=16, lr=1e-2, progress=False)
@@ -166,7 +157,10 @@ def test_options_reach_tl_train_and_are_recorded(toy_adata):
     assert toy_adata.uns["bilinear"]["settings"]["l1_penalty"] == 1.0
     assert (result.model.left.weight == 0).any()
     stopped = bc.tl.train(toy_adata, "clusters", patience=1, key_added="es", **kwargs)
-    assert toy_adata.uns["es"]["settings"]["patience"] == 1 and 1 <= stopped.best_epoch <= 4
+    assert toy_adata.uns["es"]["settings"]["patience"] == 1
+    val = stopped.history["val_loss"].to_numpy()  # it stops after the first epoch that does not improve
+    worse = [e for e in range(1, len(val)) if val[e] >= val[:e].min()]
+    assert len(val) == (worse[0] + 1 if worse else 4)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import bilinear_core as bc
 
@@ -123,3 +124,43 @@ def test_figures_fit_the_page_two_panels_a_row(n_panels):
     assert len(columns) == min(2, n_panels) and len(rows) == -(-n_panels // 2)  # ceil(n / 2) rows
     assert fig.get_figwidth() <= bc.pl.PAGE_WIDTH
     plt.close(fig)
+
+
+def test_orientation_uses_the_training_cells_only(counts):
+    adata = bc.pp.preprocess(counts, n_top_genes=40, min_cells=10)
+    labels = adata.obs["cell_type"].to_numpy()
+    train = np.concatenate([np.flatnonzero(labels == c)[:6] for c in "ABC"])  # 18 training cells
+    val = np.setdiff1d(np.arange(60), train)
+    result = bc.tl.train(adata, "cell_type", train_idx=train, val_idx=val, **FIT)
+    before = bc.tl.modules(adata, result).eigenvectors.copy()
+    # negating the 42 validation cells reverses their part of every module's score: an orientation that looked at
+    # them would flip, one from the training cells cannot change
+    flipped = adata.copy()
+    X = flipped.X.toarray()
+    X[val] *= -1
+    flipped.X = X
+    after = bc.tl.modules(flipped, result).eigenvectors
+    np.testing.assert_array_equal(after, before)
+    # and each sign follows the rule on the training cells, computed here: target cells on the high side
+    for a, name in enumerate("ABC"):
+        score = X[train] @ before[a][:, :3]
+        centred = score - score.mean(axis=0)
+        assert (centred[labels[train] == name].sum(axis=0) >= 0).all()
+
+
+def test_training_on_a_layer_reads_that_layer_through_modules(counts):
+    adata = bc.pp.preprocess(counts, n_top_genes=40, min_cells=10)
+    adata.layers["log"] = adata.X.copy()
+    adata.X = np.zeros(adata.shape, dtype=np.float32)  # nothing to learn from X
+    result = bc.tl.train(adata, "cell_type", layer="log", **FIT)
+    by_hand = bc.fit(
+        adata.layers["log"], adata.obs["cell_type"].to_numpy(), var_names=adata.var_names, **FIT
+    )  # the same fit on the layer's matrix
+    for p, q in zip(result.model.parameters(), by_hand.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    mods = bc.tl.modules(adata, result, n_modules=2)
+    assert adata.uns["bilinear"]["layer"] == "log"
+    log = adata.layers["log"].toarray()
+    np.testing.assert_allclose(
+        adata.obsm["bilinear_scores"][:, 1], log @ mods.vectors("B")[:, :2], rtol=1e-4, atol=1e-5
+    )

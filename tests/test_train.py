@@ -97,7 +97,6 @@ def test_settings_object_equals_keywords_and_is_recorded_key_for_key():
     ]  # fmt: skip
     assert a.settings == b.settings == c.settings
     assert (a.settings["n_train"], a.settings["n_val"], a.settings["loss"]) == (84, 36, "huber")
-    assert a.timings["train_cells_per_s"] > 0
     assert TrainSettings() == TrainSettings(n_hidden=128, lr=1e-4, epochs=100, batch_size=64)  # the post's
 
 
