@@ -3,10 +3,11 @@
 The scanpy-style face works on AnnData: :mod:`~bilinear_core.pp` (preprocessing), :mod:`~bilinear_core.tl`
 (training and modules, written into ``adata``) and :mod:`~bilinear_core.pl` (figures). Underneath, the
 array-level functions :func:`fit` (``seeds=…``: an exact ensemble; :func:`fit_many`: independent fits in
-parallel processes) and :func:`eigendecompose` serve people who hold arrays. A trained model is saved and loaded
-with :func:`save` and :func:`load` (:mod:`~bilinear_core.io`) and applied to new cells with
-:func:`bilinear_core.tl.predict` and :func:`bilinear_core.tl.explain` (:mod:`~bilinear_core.apply`); the command
-line ``bilinear-core`` (``python -m bilinear_core``) trains, predicts and writes module tables from ``.h5ad`` files.
+parallel processes) and :func:`eigendecompose` serve people who hold arrays. A trained model is saved
+and loaded with :func:`~bilinear_core.io.save` and :func:`~bilinear_core.io.load` (:mod:`~bilinear_core.io`) and
+applied to new cells with :func:`bilinear_core.tl.predict` and :func:`bilinear_core.tl.explain`
+(:mod:`~bilinear_core.apply`); the command line ``bilinear-core`` (``python -m bilinear_core``) trains, predicts and
+writes module tables from ``.h5ad`` files.
 Analyses:
 :mod:`~bilinear_core.enrichment`, :mod:`~bilinear_core.frequencies`, :mod:`~bilinear_core.composition`,
 :mod:`~bilinear_core.perturbation`, :mod:`~bilinear_core.baselines`, :mod:`~bilinear_core.stability`,

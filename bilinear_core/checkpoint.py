@@ -1,7 +1,7 @@
 """Checkpoints of training, which an interrupted run resumes from (a trained model is saved with
-:func:`bilinear_core.save`).
+:func:`bilinear_core.io.save`).
 
-Every checkpoint is written atomically (:func:`bilinear_core.io.atomic_save`), so a crash during a save leaves
+Every checkpoint is written atomically (``bilinear_core.io.atomic_save``), so a crash during a save leaves
 the previous file intact.
 
 A :class:`Checkpoint` passed to :func:`~bilinear_core.train.fit`, :func:`~bilinear_core.stream.fit_stream` or

@@ -1,7 +1,7 @@
 """The command line ``bilinear-core`` (also ``python -m bilinear_core``): train, predict and modules on ``.h5ad``.
 
 Each subcommand is a thin shell over the library: ``train`` runs :func:`bilinear_core.pp.preprocess` (unless
-``--no-preprocess``) and :func:`bilinear_core.tl.train` and saves the model (:func:`bilinear_core.save`);
+``--no-preprocess``) and :func:`bilinear_core.tl.train` and saves the model (:func:`bilinear_core.io.save`);
 ``predict`` runs :func:`bilinear_core.tl.predict` (and :func:`bilinear_core.tl.explain`) on a query; ``modules``
 writes each output's leading modules (oriented by :func:`bilinear_core.tl.modules` given the trained reference),
 their reproducibility and their top genes as CSV tables. Errors a user can fix (a missing file, column or layer,

@@ -8,8 +8,8 @@ like one process with ``W × batch_size`` cells per batch. Launch with torchrun,
 
 gloo on CPU, nccl on CUDA (one GPU per process, chosen by ``LOCAL_RANK``, so several nodes work alike:
 ``torchrun --nnodes N --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id JOB ...`` on every node). The
-global rank 0 writes ``--out`` with :func:`bilinear_core.save` (read it back with
-:func:`bilinear_core.load`) and the ``--checkpoint``; the data, ``--out`` and
+global rank 0 writes ``--out`` with :func:`bilinear_core.io.save` (read it back with
+:func:`bilinear_core.io.load`) and the ``--checkpoint``; the data, ``--out`` and
 ``--checkpoint`` paths must name the same files on every node (shared storage). With ``--checkpoint`` and
 ``--resume`` a job restarted by ``torchrun --max-restarts N`` continues from the last checkpoint.
 """

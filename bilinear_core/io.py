@@ -1,12 +1,11 @@
-"""Save a trained model to one versioned file and load it back: :func:`save` and :func:`load` (``bc.save``,
-``bc.load``).
+"""Save a trained model to one versioned file and load it back (``bc.save``, ``bc.load``).
 
 The file (PyTorch's zip format, read with ``weights_only=True``, so loading runs no code from it) holds the
 weights, the genes and outputs in the model's order, the task, the training settings, history and split, the
 preprocessing :func:`bilinear_core.pp.preprocess` applied to the reference (recorded by
 :func:`bilinear_core.tl.train`), an ensemble's members, the file format's version and the version of
 ``bilinear_core`` that wrote it. A loaded model predicts bit for bit as the saved one. Files are written
-atomically (:func:`atomic_save`): into a temporary file in the same folder, flushed and ``fsync``-ed, then renamed
+atomically (``atomic_save``): into a temporary file in the same folder, flushed and ``fsync``-ed, then renamed
 over the target, so a crash during a save leaves the previous file intact.
 """
 
@@ -118,10 +117,10 @@ def save(result: FitResult, path) -> Path:
 
 
 def load(path, device: str = "cpu") -> FitResult:
-    """The :class:`~bilinear_core.train.FitResult` :func:`save` wrote to ``path`` (model on ``device``, eval mode).
+    """The :class:`~bilinear_core.train.FitResult` that :func:`~bilinear_core.io.save` wrote to ``path``.
 
-    A file from another format version, a training checkpoint, or a file not written by this package is a
-    ``ValueError`` that says which.
+    The model is on ``device``, in eval mode. A file from another format version, a training checkpoint, or a
+    file not written by this package is a ``ValueError`` that says which.
     """
     return _from_payload(read_payload(path, FORMAT, "saved model"), device)
 

@@ -1,0 +1,71 @@
+"""The mutation score of each module after ``mutmut run`` (``make mutation``), as the Markdown table of
+``tests/README.md``, and the surviving mutants not yet argued equivalent.
+
+mutmut writes one ``mutants/<file>.meta`` (JSON) per mutated file: every mutant's name and the exit code of its
+tests (1: killed, 0: survived, 33: no test calls the function, 36: timeout, …). A timeout counts as killed (the
+suite would not finish); a mutant whose function no test calls counts as survived. Mutants argued equivalent
+(they cannot change any result) are listed with a one-line reason in ``tests/equivalent_mutants.csv`` and leave
+the denominator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+KILLED, SURVIVED, NO_TESTS, TIMEOUT = {1, 3}, {0}, {5, 33}, {24, -24, 36, 152, 255}
+
+
+def outcomes(mutants: Path) -> pd.DataFrame:
+    """One row per mutant: ``module``, ``mutant`` (mutmut's name), ``outcome``."""
+    rows = []
+    for meta in sorted(mutants.rglob("*.py.meta")):
+        module = meta.name.removesuffix(".py.meta")
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            outcome = (
+                "killed" if code in KILLED else "timeout" if code in TIMEOUT else "survived" if code in SURVIVED
+                else "no tests" if code in NO_TESTS else "not run" if code is None else f"exit {code}"
+            )  # fmt: skip
+            rows.append({"module": module, "mutant": name, "outcome": outcome})
+    return pd.DataFrame(rows, columns=["module", "mutant", "outcome"])
+
+
+def score_table(table: pd.DataFrame, equivalent: set[str]) -> pd.DataFrame:
+    """Per module: mutants, killed (timeouts included), equivalent, surviving, score = killed / (all − equivalent)."""
+    table = table.assign(equivalent=table["mutant"].isin(equivalent))
+    detected = table["outcome"].isin(["killed", "timeout"])
+    grouped = table.assign(detected=detected, open=~detected & ~table["equivalent"]).groupby("module")
+    scores = pd.DataFrame(
+        {
+            "mutants": grouped.size(),
+            "killed": grouped["detected"].sum(),
+            "equivalent": grouped["equivalent"].sum(),
+            "surviving": grouped["open"].sum(),
+        }
+    )
+    scores.loc["all"] = scores.sum()
+    scores["score"] = scores["killed"] / (scores["mutants"] - scores["equivalent"])
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
+    parser.add_argument("--equivalent", type=Path, default=ROOT / "tests" / "equivalent_mutants.csv")
+    args = parser.parse_args()
+    table = outcomes(args.mutants)
+    equivalent = set(pd.read_csv(args.equivalent)["mutant"]) if args.equivalent.is_file() else set()
+    scores = score_table(table, equivalent)
+    print(scores.to_markdown(floatfmt=".1%"))
+    open_ = table[~table["outcome"].isin(["killed", "timeout"]) & ~table["mutant"].isin(equivalent)]
+    print(f"\n{len(open_)} surviving mutants not argued equivalent (mutmut show NAME):")
+    for row in open_.itertuples():
+        print(f"  {row.mutant}  ({row.outcome})")
+
+
+if __name__ == "__main__":
+    main()
