@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # threads that sleep instead of spinning while waiting: avoids multi-fold slow-downs when the 2 cores are shared
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install data book book-clean check-site browser check-browser test lint bench bench-celltypist chapter preview clean
+.PHONY: install data book book-clean check-site browser check-browser test lint bench bench-celltypist mutation chapter preview clean
 
 install: $(STAMP)
 
@@ -88,6 +88,14 @@ $(CT_STAMP): benchmarks/requirements-celltypist.txt
 
 bench-celltypist: install data $(CT_STAMP)
 	$(BIN)/python benchmarks/annotation.py
+
+# Mutation testing (mutmut, configured in pyproject.toml; not in CI): every mutant of the modules the chapters rest
+# on, each against the tests that call the mutated function; then the score per module (tests/README.md).
+# One torch thread per forked worker, two workers; results are cached in mutants/ (delete it for a fresh run).
+mutation: install data
+	$(BIN)/python -m pip install --quiet -r tests/requirements-mutation.txt
+	OMP_NUM_THREADS=1 BILINEAR_DATA_DIR=$(CURDIR)/data $(BIN)/mutmut run --max-children 2
+	$(BIN)/python tools/mutation_report.py
 
 # Re-execute one chapter in place, e.g. `make chapter NB=notebooks/02_cell_typing.py`.
 chapter: install data
