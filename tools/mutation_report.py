@@ -35,20 +35,24 @@ def outcomes(mutants: Path) -> pd.DataFrame:
 
 
 def score_table(table: pd.DataFrame, equivalent: set[str]) -> pd.DataFrame:
-    """Per module: mutants, killed (timeouts included), equivalent, surviving, score = killed / (all − equivalent)."""
+    """Per module: mutants, not yet run, killed (timeouts included), equivalent, surviving;
+    score = killed / (run − equivalent)."""
     table = table.assign(equivalent=table["mutant"].isin(equivalent))
     detected = table["outcome"].isin(["killed", "timeout"])
-    grouped = table.assign(detected=detected, open=~detected & ~table["equivalent"]).groupby("module")
+    unrun = table["outcome"] == "not run"
+    grouped = table.assign(detected=detected, unrun=unrun, open=~detected & ~unrun & ~table["equivalent"])
+    grouped = grouped.groupby("module")
     scores = pd.DataFrame(
         {
             "mutants": grouped.size(),
+            "not run": grouped["unrun"].sum(),
             "killed": grouped["detected"].sum(),
             "equivalent": grouped["equivalent"].sum(),
             "surviving": grouped["open"].sum(),
         }
     )
     scores.loc["all"] = scores.sum()
-    scores["score"] = scores["killed"] / (scores["mutants"] - scores["equivalent"])
+    scores["score"] = scores["killed"] / (scores["mutants"] - scores["not run"] - scores["equivalent"])
     return scores
 
 
@@ -60,8 +64,12 @@ def main() -> None:
     table = outcomes(args.mutants)
     equivalent = set(pd.read_csv(args.equivalent)["mutant"]) if args.equivalent.is_file() else set()
     scores = score_table(table, equivalent)
-    print(scores.to_markdown(floatfmt=".1%"))
-    open_ = table[~table["outcome"].isin(["killed", "timeout"]) & ~table["mutant"].isin(equivalent)]
+    print(
+        scores.astype({c: int for c in scores.columns[:-1]})
+        .assign(score=scores["score"].map("{:.1%}".format))
+        .to_markdown()
+    )
+    open_ = table[~table["outcome"].isin(["killed", "timeout", "not run"]) & ~table["mutant"].isin(equivalent)]
     print(f"\n{len(open_)} surviving mutants not argued equivalent (mutmut show NAME):")
     for row in open_.itertuples():
         print(f"  {row.mutant}  ({row.outcome})")
