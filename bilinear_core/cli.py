@@ -24,6 +24,13 @@ EXAMPLE = """example:
 """
 
 
+def _command(commands, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` ends with an example."""
+    return commands.add_parser(
+        name, help=help, epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bilinear-core",
@@ -33,11 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,predict,modules}")
 
-    train = commands.add_parser(
+    train = _command(
+        commands,
         "train",
-        help="train a model on a reference .h5ad and save it",
-        epilog="example:\n  bilinear-core train reference.h5ad --target cell_type --model model.pt --seeds 1 2 3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "train a model on a reference .h5ad and save it",
+        "bilinear-core train reference.h5ad --target cell_type --model model.pt --seeds 1 2 3",
     )
     train.add_argument("data", type=Path, help="reference .h5ad (raw counts in --counts-layer, or in X)")
     train.add_argument("--target", required=True, help="obs column of labels (or numeric values) to learn")
@@ -62,11 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate (1e-4, cosine-annealed)")
     train.add_argument("--key", default="bilinear", help="key_added in the written .h5ad (bilinear)")
 
-    predict = commands.add_parser(
+    predict = _command(
+        commands,
         "predict",
-        help="annotate new cells with a saved model",
-        epilog="example:\n  bilinear-core predict model.pt query.h5ad --out query_annotated.h5ad --explain",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "annotate new cells with a saved model",
+        "bilinear-core predict model.pt query.h5ad --out query_annotated.h5ad --explain",
     )
     predict.add_argument("model", type=Path, help="a model saved by `bilinear-core train` or bilinear_core.save")
     predict.add_argument("data", type=Path, help="query .h5ad")
@@ -83,11 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--backed", action="store_true", help="read the query from disk chunk by chunk (large files)")
     predict.add_argument("--key", default="bilinear", help="key_added of the written columns (bilinear)")
 
-    modules = commands.add_parser(
+    modules = _command(
+        commands,
         "modules",
-        help="write each output's leading modules and top genes as CSV",
-        epilog="example:\n  bilinear-core modules model.pt --out-dir modules/ --n-modules 3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write each output's leading modules and top genes as CSV",
+        "bilinear-core modules model.pt --out-dir modules/ --n-modules 3",
     )
     modules.add_argument("model", type=Path, help="a model saved by `bilinear-core train` or bilinear_core.save")
     modules.add_argument("--out-dir", required=True, type=Path, help="folder for modules.csv and top_genes.csv")

@@ -653,10 +653,13 @@ bc.tl.explain(held_out, ensemble, output=wrong_call, key_added="rival", progress
 groups = [f"{wrong_true} → {wrong_true}", f"{wrong_true} → {wrong_call}"]
 
 # %% tags=["remove-output"]
+titles = [
+    f"Contributions to the {wrong_true} logit",
+    f"… and to the {wrong_call} logit",
+]
 fig = bc.pl.contributions(
-    held_out, "call", key=["truth", "rival"], groups=groups,
-    title=[f"Contributions to the {wrong_true} logit", f"… and to the {wrong_call} logit"],
-)  # fmt: skip
+    held_out, "call", key=["truth", "rival"], groups=groups, title=titles
+)
 
 # %% tags=["remove-cell"]
 bookkit.figure("fig-celltyping-explain-error", fig)
