@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +7,26 @@ from anndata import AnnData
 from scipy import sparse
 
 from bilinear_core import BilinearMLP
+
+# Under `make mutation` each mutant runs in a process of its own: tests marked `processes` (worker pools, DataLoader
+# workers, command-line subprocesses) would start and import torch in fresh processes for every mutant, ~10 s each,
+# and leave loky workers behind. They are skipped there; the equality of the parallel and serial paths they check is
+# not what the mutants change. `make test` runs them.
+UNDER_MUTATION = bool(os.environ.get("MUTANT_UNDER_TEST"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if UNDER_MUTATION:
+        skip = pytest.mark.skip(reason="starts processes; skipped under mutation testing")
+        for item in items:
+            if "processes" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def n_jobs():
+    """Worker processes for fits a fixture trains in parallel: 2, or 1 under mutation testing."""
+    return 1 if UNDER_MUTATION else 2
 
 
 @pytest.fixture

@@ -278,6 +278,7 @@ def _cli(*args, cwd):
     )
 
 
+@pytest.mark.processes
 def test_command_line_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.repeat(CLASSES, 30)

@@ -99,8 +99,11 @@ def test_resume_with_early_stopping_keeps_its_record(tmp_path):
 # 140 training cells: 9 steps per epoch, checkpoints every 4 steps and at epoch ends; (reader workers before, after)
 @pytest.mark.parametrize(
     ("fault_step", "resumed_from", "workers"),
-    [(5, 4, (0, 0)), (11, 9, (0, 1)), (22, 20, (2, 0))],
-    ids=["mid-epoch", "epoch-end", "workers"],
+    [
+        pytest.param(5, 4, (0, 0), id="mid-epoch"),
+        pytest.param(11, 9, (0, 1), id="epoch-end", marks=pytest.mark.processes),
+        pytest.param(22, 20, (2, 0), id="workers", marks=pytest.mark.processes),
+    ],
 )
 def test_interrupted_and_resumed_streaming_is_bit_identical(tmp_path, fault_step, resumed_from, workers):
     """Shuffled chunks and a bounded buffer: the resumed epoch regenerates its chunk order and buffer permutations

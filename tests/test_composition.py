@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import anndata as ad
@@ -381,3 +382,184 @@ def test_norman19_loader_refuses_unlogged_and_foreign_files(tmp_path, monkeypatc
     (tmp_path / datasets.PERTURBENCH).write_bytes(b"not hdf5")
     with pytest.raises(OSError, match="looks corrupted"):
         datasets.norman19()
+
+
+# --------------------------------------------------------------------------------------------- full tables by hand
+
+
+def test_a_control_named_otherwise_is_used_and_the_default_is_control():
+    conditions = np.array(["NT", "A", "B", "A+B", "A+C", "NT"])
+    table = cp.condition_table(conditions, control="NT")
+    assert table.loc["NT", "kind"] == "control" and table.loc["NT", "members"] == ()
+    targets = cp.indicator_targets(conditions, ["A", "B", "C"], control="NT")
+    np.testing.assert_array_equal(targets[[0, 5]], 0)
+    metric = pd.Series({"A": 1.0, "B": 3.0}, name="r2").rename_axis("gene")
+    with pytest.raises(ValueError, match=re.escape("Cannot average the members of 'control': it is not a combination")):
+        cp.member_means(metric, ["control"])
+    with pytest.raises(
+        ValueError, match=re.escape("Cannot average the members of 'NT': it is not a combination 'A+B'.")
+    ):
+        cp.member_means(metric, ["NT"], control="NT")
+    means = cp.member_means(metric, ["A+B"])
+    pd.testing.assert_series_equal(means, pd.Series({"A+B": 2.0}, name="r2").rename_axis("gene"))
+    scores = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]])
+    rows = cp.condition_metrics(scores, ["control", "A", "B", "A+B"], ["A", "B", "C"])  # control first: skipped
+    assert rows["condition"].tolist() == ["A", "B", "A+B"] and rows["members"].tolist() == ["A", "B", "A+B"]
+
+
+def test_indicator_targets_mark_a_pair_output_only_for_pairs():
+    targets = cp.indicator_targets(["A", "A+B", "control", "C+D", "B"], ["A", "B", "A+B", "C", "D"])
+    np.testing.assert_array_equal(
+        targets, [[1, 0, 0, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 1], [0, 1, 0, 0, 0]]
+    )
+    message = "Gene(s) ['E', 'F'] (in condition(s) ['E', 'F+A']) are not outputs; outputs are ['A']. "
+    with pytest.raises(ValueError, match=re.escape(message + "Drop those cells or add the genes as outputs.")):
+        cp.indicator_targets(["E", "A", "F+A"], ["A"])
+
+
+def test_model_cross_terms_table_by_hand(small_model):
+    means = pd.DataFrame(np.random.default_rng(4).normal(size=(4, 12)), index=["ctl", "A", "B", "A+B"])
+    Q = bc.interpret.interaction_matrices(small_model).numpy()
+    table = cp.model_cross_terms(small_model, means, "A+B", ["B", "x", "A"], control="ctl")
+    x = {name: means.loc[name].to_numpy() for name in means.index}
+    x["additive"] = x["A"] + x["B"] - x["ctl"]
+    rows = []
+    for member, a in (("A", 2), ("B", 0)):
+        y = {name: x[name] @ Q[a] @ x[name] for name in x}
+        rows.append(
+            {"pair": "A+B", "output": member, "y_control": y["ctl"], "y_a": y["A"], "y_b": y["B"],
+             "y_additive": y["additive"], "y_pair": y["A+B"], "cross_term": y["additive"] - y["A"] - y["B"] + y["ctl"],
+             "non_additive": y["A+B"] - y["additive"]}
+        )  # fmt: skip
+    pd.testing.assert_frame_equal(table, pd.DataFrame(rows), rtol=1e-10)
+
+
+def test_pair_projections_table_by_hand():
+    rng = np.random.default_rng(5)
+    vectors = {"A": np.linalg.qr(rng.normal(size=(4, 3)))[0], "B": np.linalg.qr(rng.normal(size=(4, 3)))[0]}
+    modules = _modules(vectors)
+    means = pd.DataFrame(rng.normal(size=(4, 4)), index=["ctl", "A", "B", "A+B"], columns=[f"g{i}" for i in range(4)])
+    table = cp.pair_projections(means, modules, "A+B", module=1, control="ctl")
+    rows = []
+    for member, other in (("A", "B"), ("B", "A")):
+        s = {name: means.loc[name].to_numpy() @ vectors[member][:, 1] for name in means.index}
+        step = s[member] - s["ctl"]
+        rows.append(
+            {"pair": "A+B", "member": member, "other": other, "score_control": s["ctl"], "score_member": s[member],
+             "score_other": s[other], "score_pair": s["A+B"], "pair_ratio": (s["A+B"] - s["ctl"]) / step,
+             "other_ratio": (s[other] - s["ctl"]) / step}
+        )  # fmt: skip
+    pd.testing.assert_frame_equal(table, pd.DataFrame(rows), rtol=1e-10)
+    with pytest.raises(ValueError, match=re.escape("No row for ['ctl']")):
+        cp.pair_projections(means.drop(index="ctl"), modules, "A+B", control="ctl")
+    means.loc["A"] = means.loc["ctl"]  # member A does not move along its module: ratios undefined
+    table = cp.pair_projections(means, modules, "A+B", control="ctl").set_index("member")
+    assert np.isnan(table.loc["A", "pair_ratio"]) and np.isnan(table.loc["A", "other_ratio"])
+    assert np.isfinite(table.loc["B", "pair_ratio"])
+
+
+def test_overlap_test_summary_by_hand():
+    rng = np.random.default_rng(6)
+    vectors = {name: np.linalg.qr(rng.normal(size=(8, 3)))[0] for name in ["A", "B", "C", "D", "E"]}
+    vectors["A+B"] = np.linalg.qr(np.c_[vectors["A"][:, :1], vectors["C"][:, :1], rng.normal(size=(8, 1))])[0]
+    modules = _modules(vectors)
+    observed, null = cp.overlap_null(modules, "A+B", ["A"], ["A", "B", "C", "D", "E"], k=2)
+    result = cp.overlap_test(modules, "A+B", ["A"], ["A", "B", "C", "D", "E"], k=2)
+    p_value = (1 + (null >= observed).sum()) / 5
+    assert result == {
+        "k": 2, "overlap": observed, "null_mean": pytest.approx(null.mean()), "null_sd": pytest.approx(null.std()),
+        "null_max": pytest.approx(null.max()), "n_null": 4, "p_value": pytest.approx(p_value),
+    }  # fmt: skip
+    # a null group that ties the observed overlap counts against it: (1 + 1) / (1 + 1)
+    tie = _modules({"A": np.eye(6)[:, :3], "B": np.eye(6)[:, :3], "A+B": np.eye(6)[:, :3]})
+    assert cp.overlap_test(tie, "A+B", ["A"], ["B"], k=1)["p_value"] == 1.0
+    assert cp.overlap_test(modules, "A+B", ["A"], ["B", "C"])["k"] == 3  # the default k
+
+
+def test_r2_additivity_and_deviating_genes_by_hand():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(7)
+    observed, predicted = rng.normal(size=20), rng.normal(size=20)
+    assert cp.r2(observed, predicted) == pytest.approx(r2_score(observed, predicted))
+    with pytest.raises(ValueError, match=re.escape("observed is constant, so R² is undefined.")):
+        cp.r2(np.ones(3), np.zeros(3))
+    genes = [f"g{i}" for i in range(12)]
+    shifts = pd.DataFrame(rng.normal(size=(3, 12)), index=["A", "B", "A+B"], columns=genes)
+    shifts.loc["A+B"] = 2 * shifts.loc["A"] - 0.5 * shifts.loc["B"] + 0.01 * rng.normal(size=12)
+    result = cp.additivity(shifts, "A+B")
+    coef, *_ = np.linalg.lstsq(shifts.loc[["A", "B"]].T.to_numpy(), shifts.loc["A+B"].to_numpy(), rcond=None)
+    assert (result["coef_a"], result["coef_b"]) == (pytest.approx(coef[0]), pytest.approx(coef[1]))
+    assert result["r2_additive"] == pytest.approx(r2_score(shifts.loc["A+B"], shifts.loc["A"] + shifts.loc["B"]))
+    table = cp.deviating_genes(shifts, "A+B")
+    residual = shifts.loc["A+B"] - shifts.loc["A"] - shifts.loc["B"]
+    assert table["gene"].tolist() == residual.abs().sort_values(ascending=False).index[:10].tolist()
+    # ties keep the genes' order
+    tied = pd.DataFrame([[1.0, 1, 1, 1], [0, 0, 0, 0], [2, 0, 2, 0]], index=["A", "B", "A+B"], columns=list("wxyz"))
+    assert cp.deviating_genes(tied, "A+B", n=4)["gene"].tolist() == ["w", "x", "y", "z"]
+
+
+def test_split_half_r2_by_hand():
+    X, conditions, *_ = _additive_toy()
+    X = X + np.random.default_rng(8).normal(size=X.shape)
+    X, conditions = np.r_[X, X[:3] + 1], np.r_[conditions, ["control"] * 3]  # 7 control cells: halves of 3 and 4
+    for seed in (0, 3):
+        rng = np.random.default_rng(seed)
+        cells = [rng.permutation(np.flatnonzero(conditions == name)) for name in ("A+B", "control")]
+        (c1, c2), (k1, k2) = [(idx[: len(idx) // 2], idx[len(idx) // 2 :]) for idx in cells]
+        one, two = X[c1].mean(0) - X[k1].mean(0), X[c2].mean(0) - X[k2].mean(0)
+        expected = 0.5 * (cp.r2(one, two) + cp.r2(two, one))
+        assert cp.split_half_r2(X, conditions, "A+B", seed=seed) == pytest.approx(expected)
+    assert cp.split_half_r2(X, conditions, "A+B") == cp.split_half_r2(X, conditions, "A+B", seed=0)
+
+
+def test_errors_name_the_argument_and_its_shape():
+    def raises(message, call, *args, **kwargs):
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            call(*args, **kwargs)
+
+    nan = np.full((2, 3), np.nan)
+    raises("scores contains 6 NaN", cp.pair_metrics, nan, ["A", "B", "C"], ["A"])
+    raises("scores contains 6 NaN", cp.condition_metrics, nan, ["A", "B"], ["A", "B", "C"])
+    raises(
+        "scores have 2 rows but there are 3 conditions.",
+        cp.condition_metrics,
+        np.zeros((2, 3)),
+        list("ABC"),
+        list("ABC"),
+    )
+    raises(
+        "members must be 1 to 2 distinct outputs, got ['A', 'A'].",
+        cp.pair_metrics,
+        np.zeros((2, 3)),
+        list("ABC"),
+        ["A", "A"],
+    )
+    raises("No cells to score.", cp.pair_metrics, np.zeros((0, 3)), ["A", "B", "C"], ["A"])
+    raises("X_train contains 6 NaN", cp.centroid_scores, nan, ["a", "b"], np.zeros((1, 3)))
+    raises("X contains 6 NaN", cp.centroid_scores, np.zeros((2, 3)), ["a", "b"], nan)
+    raises(
+        "X_train has 2 cells but the labels have 3 entries.",
+        cp.centroid_scores,
+        np.ones((2, 3)),
+        list("abc"),
+        np.ones((1, 3)),
+    )
+    raises(
+        "A must be a (g, k) matrix of k ≥ 1 column vectors, got shape (3, 0).",
+        cp.principal_angles,
+        np.ones((3, 0)),
+        np.ones((3, 1)),
+    )
+    raises("B must be a (g, k) matrix", cp.principal_angles, np.ones((3, 1)), np.ones((3, 1, 1)))
+    raises("A must be a (g, k) matrix", cp.subspace_overlap, np.ones((3, 1, 1)), np.ones((3, 1)))
+    raises("A and B live in different spaces: 3 and 4 rows.", cp.principal_angles, np.ones((3, 1)), np.ones((4, 1)))
+    raises("The columns of A are linearly dependent", cp.principal_angles, np.ones((3, 2)), np.eye(3))
+    raises("X has 2 cells but there are 3 conditions.", cp.condition_means, np.ones((2, 3)), list("abc"), list("xyz"))
+    raises("X has 3 genes but 2 var names were given.", cp.condition_means, np.ones((2, 3)), list("ab"), list("xy"))
+    raises("observed and predicted differ in shape: (3,) and (2,).", cp.r2, np.arange(3), np.arange(2))
+    raises("Condition 'A+A' names the same gene twice.", cp.parse_condition, "A+A")
+    # a tiny but non-zero last singular value is still a direction
+    assert cp.principal_angles(np.diag([1.0, 1e-9]), np.eye(2)) == pytest.approx([0, 0])
+    # the pair's members are distinguished at float64 precision, not float32's
+    assert cp.pair_metrics(np.array([[1 + 1e-12, 1.0, 0]]), ["A", "B", "C"], ["A"])["auroc"] == 1.0

@@ -31,6 +31,7 @@ def _write(path, n=160, g=10, seed=0):
     return path
 
 
+@pytest.mark.processes
 def test_two_gloo_processes_equal_one_process_with_the_combined_batch(tmp_path):
     files = [_write(tmp_path / "a.h5ad", n=160, seed=0), _write(tmp_path / "b.h5ad", n=96, seed=1)]
     n = 256

@@ -51,13 +51,13 @@ def test_ensemble_refuses_members_that_do_not_fit_together():
 
 
 @pytest.fixture(scope="module")
-def planted():
+def planted(n_jobs):
     """y = (uᵀx)², u on genes g0-g4: one direction carries the target, every other module is noise."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 100)).astype(np.float32)
     u = np.zeros(100)
     u[:5] = 1 / np.sqrt(5)
-    result = bc.fit(X, (X @ u) ** 2, seeds=[0, 1, 2, 3, 4, 5], n_jobs=2, var_names=GENES, **PLANTED)
+    result = bc.fit(X, (X @ u) ** 2, seeds=[0, 1, 2, 3, 4, 5], n_jobs=n_jobs, var_names=GENES, **PLANTED)
     return X, u, result
 
 

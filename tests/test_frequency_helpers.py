@@ -59,6 +59,17 @@ def test_orient_frequencies_exact():
     np.testing.assert_array_equal(adata.obsm["X_freq"][:, 1], _freq_adata().obsm["X_freq"][:, 1])
 
 
+def test_orientation_of_a_bare_float32_matrix_and_a_zero_mean_column():
+    # no parameters recorded yet, float32 input, column 1 has mean exactly 0 over the reference: not flipped
+    adata = AnnData(np.ones((3, 2)), obsm={"X_freq": np.array([[1, 1], [1, -1], [-2, 5]], dtype=np.float32)})
+    orient_frequencies(adata, np.array([True, True, False]))
+    np.testing.assert_array_equal(adata.obsm["X_freq"], [[-1, 1], [-1, -1], [2, 5]])
+    assert adata.obsm["X_freq"].dtype == np.float64
+    assert adata.uns["freq"]["flipped"].tolist() == [0]
+    orient_frequencies(adata, np.array([True, True, False]))  # nothing to flip: still an integer array
+    assert adata.uns["freq"]["flipped"].dtype.kind == "i" and adata.uns["freq"]["flipped"].size == 0
+
+
 def test_oriented_frequencies_stay_eigenvectors():
     rng = np.random.default_rng(1)
     adata = AnnData((rng.gamma(2.0, size=(40, 6)) + 0.1).astype(np.float32))
@@ -82,7 +93,9 @@ def test_orient_frequencies_errors():
         orient_frequencies(adata, np.array([1, 0, 0, 0]))
     with pytest.raises(ValueError, match="boolean mask"):
         orient_frequencies(adata, np.ones(3, dtype=bool))
-    with pytest.raises(ValueError, match="marks no cell"):
+    with pytest.raises(ValueError, match=r"one entry per cell \(4\), got dtype bool and shape \(3,\)"):
+        orient_frequencies(AnnData(np.ones((4, 3)), obsm={"X_freq": np.ones((4, 3))}), np.ones(3, dtype=bool))
+    with pytest.raises(ValueError, match="^reference marks no cell; the orientation would be undefined.$"):
         orient_frequencies(adata, np.zeros(4, dtype=bool))
     with pytest.raises(IndexError, match="out of range for 2 frequencies"):
         orient_frequencies(adata, np.ones(4, dtype=bool), columns=[2])
@@ -103,6 +116,16 @@ def test_graph_summary_exact():
         "max_degree": 2.0,
         "n_components": 2,
     }
+    # self-loops count once as edges, with their weight in the degrees
+    A = sparse.csr_matrix(np.array([[2.0, 1, 0], [1, 0, 3], [0, 3, 0]]))
+    assert graph_summary(A) == {
+        "n_cells": 3,
+        "n_edges": 3,
+        "mean_degree": pytest.approx(10 / 3),
+        "median_degree": 3.0,
+        "max_degree": 4.0,
+        "n_components": 1,
+    }
     # a kNN graph: every cell keeps at least k neighbours, at most 2k edges per cell on average
     X = np.random.default_rng(0).gamma(2.0, size=(30, 4)).astype(np.float32)
     summary = graph_summary(knn_adjacency(X, 3))
@@ -112,7 +135,7 @@ def test_graph_summary_exact():
 def test_graph_summary_errors():
     with pytest.raises(ValueError, match="square"):
         graph_summary(sparse.csr_matrix(np.ones((2, 3))))
-    with pytest.raises(ValueError, match="not symmetric"):
+    with pytest.raises(ValueError, match=r"^The adjacency matrix is not symmetric; symmetrise it first \(e"):
         graph_summary(sparse.csr_matrix(np.array([[0, 1], [0, 0]])))
 
 

@@ -14,6 +14,7 @@ def two_threads():
     torch.set_num_threads(before)
 
 
+@pytest.mark.processes
 def test_workers_share_the_callers_threads_and_results_keep_their_keys(two_threads):
     jobs = {key: (size, torch.get_num_threads, ()) for key, size in [("small", 1), ("big", 5), ("mid", 3)]}
     here = run_jobs(jobs, n_jobs=1)

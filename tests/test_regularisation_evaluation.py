@@ -126,6 +126,7 @@ def test_bad_requests_name_the_problem(planted, kwargs, error, message):
         evaluate_settings(planted, "y", **kwargs, **COMMON)
 
 
+@pytest.mark.processes
 def test_fits_in_parallel_processes_equal_the_serial_ones(planted):
     settings = {"reference": {}, "short": {"epochs": 3}, "sparse": {"l1_penalty": 0.5}}
     kwargs = dict(seeds={"reference": (42, 1)}, relu_settings={"epochs": 3}, **COMMON)

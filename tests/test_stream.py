@@ -247,6 +247,7 @@ def test_epoch_chunks_deal_only_chunks_with_training_cells():
         assert all(counts[d[0]].sum() == d[1][r] for r, d in enumerate(dealt))
 
 
+@pytest.mark.processes
 def test_reader_workers_give_the_same_batches_and_weights(tmp_path):
     """0 workers (a read-ahead thread), 1 or 2 DataLoader worker processes: identical batches, rows and weights."""
     counts, labels, target = _counts(n=150)

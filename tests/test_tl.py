@@ -79,6 +79,7 @@ def test_regression_targets_from_obsm_and_obs_columns(counts):
     assert adata.obsm["cols_scores"].shape == (60, 2, 3)
 
 
+@pytest.mark.processes
 def test_train_many_records_each_run_as_train_does(counts):
     adata = bc.pp.preprocess(counts, n_top_genes=30, min_cells=10)
     runs = {"post": {}, "decoupled": {"decoupled_weight_decay": True, "weight_decay": 0.5}}

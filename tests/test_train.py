@@ -161,6 +161,7 @@ def test_regression_report_values():
     assert report["std"].iloc[0] == pytest.approx(y[result.val_idx].std(), rel=1e-5)
 
 
+@pytest.mark.processes
 def test_fit_many_in_two_processes_equals_sequential_fits():
     X, y = _quadratic_problem(n=200, g=6)
     common = dict(task="regression", n_hidden=8, epochs=4, batch_size=32, lr=1e-2, progress=False)
