@@ -150,3 +150,66 @@ def test_two_libraries_are_adjusted_each_on_its_own(toy_library):
         adjusted = np.minimum(np.minimum.accumulate((p.to_numpy() * m / np.arange(1, m + 1))[::-1])[::-1], 1.0)
         np.testing.assert_allclose(part.loc[p.index, "adjusted_p"], adjusted, rtol=1e-12)
         np.testing.assert_allclose(part.loc[p.index, "adjusted_p"], alone.loc[p.index, "adjusted_p"], rtol=1e-12)
+
+
+def test_online_query_sends_the_list_and_reads_enrichrs_table(monkeypatch):
+    """The web path (no internet here): what is sent to gseapy.enrichr, and Enrichr's table read into ours."""
+    import gseapy
+    import pandas as pd
+
+    sent = {}
+    web = pd.DataFrame(
+        {
+            "Gene_set": ["KEGG_2019_Mouse", "KEGG_2019_Mouse", "GO_2022"],
+            "Term": ["Insulin secretion", "Cell cycle", "Glucose response"],
+            "Overlap": ["2/80", "1/120", "2/40"],
+            "P-value": ["0.001", "0.2", "0.0001"],
+            "Adjusted P-value": ["0.002", "0.2", "0.0003"],
+            "Odds Ratio": ["12.5", "1.5", "30"],
+            "Combined Score": ["86.3", "2.4", "276.3"],
+            "Genes": ["INS1;PDX1", "MKI67", "INS1;GCK"],
+        }
+    )
+
+    def enrichr(**kwargs):
+        sent.update(kwargs)
+        return type("Result", (), {"results": web})()
+
+    monkeypatch.setattr(gseapy, "enrichr", enrichr)
+    table = enrichment.enrich(["Ins1", "Pdx1", "Gck", "Mki67"], ["KEGG_2019_Mouse", "GO_2022"], online=True)
+    assert sent == {
+        "gene_list": ["Ins1", "Pdx1", "Gck", "Mki67"],
+        "gene_sets": ["KEGG_2019_Mouse", "GO_2022"],
+        "organism": "mouse",
+        "outdir": None,
+    }
+    expected = pd.DataFrame(
+        {
+            "library": ["GO_2022", "KEGG_2019_Mouse"],
+            "term": ["Glucose response", "Insulin secretion"],
+            "overlap": ["2/40", "2/80"],
+            "p_value": [0.0001, 0.001],
+            "adjusted_p": [0.0003, 0.002],
+            "odds_ratio": [30.0, 12.5],
+            "combined_score": [276.3, 86.3],
+            "genes": ["Gck;Ins1", "Ins1;Pdx1"],  # in the query's spelling, sorted
+        }
+    )
+    pd.testing.assert_frame_equal(table, expected)
+    enrichment.enrich(["Ins1"], ["GO_2022"], online=True, organism="human")
+    assert sent["organism"] == "human"
+
+
+def test_at_most_fifteen_terms_by_default_and_modules_keep_their_sign_order(toy_library):
+    import pandas as pd
+
+    library = {f"term{i:02d}": [f"G{j}" for j in range(0, 40, 2)] + [f"Y{i}"] for i in range(20)}
+    library["other"] = [f"X{j}" for j in range(30)]
+    genes = [f"G{j}" for j in range(0, 12, 2)]
+    assert len(enrichment.enrich(genes, {"toy": library}, cutoff=1.0)) == 15
+    top = pd.DataFrame({"sign": ["negative"] * 3 + ["positive"] * 6, "gene": ["X1", "X2", "X3", *genes]})
+    table = enrichment.enrich_modules(top, {"toy": library}, cutoff=1.0, top=None)
+    negative = enrichment.enrich(["X1", "X2", "X3"], {"toy": library}, cutoff=1.0, top=None)
+    positive = enrichment.enrich(genes, {"toy": library}, cutoff=1.0, top=None)
+    expected = pd.concat([negative.assign(sign="negative"), positive.assign(sign="positive")], ignore_index=True)
+    pd.testing.assert_frame_equal(table, expected[["sign", *enrichment.COLUMNS]])
