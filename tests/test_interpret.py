@@ -1,4 +1,7 @@
+import re
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -105,3 +108,112 @@ def test_spectrum_energy_fractions(small_model):
     np.testing.assert_allclose((values**2).sum(axis=1), squared_norm, rtol=1e-10)
     assert np.all(np.diff(energy.to_numpy(), axis=1) >= 0)
     np.testing.assert_allclose(energy["top_8"], 1.0)  # rank ≤ 2h = 8
+
+
+# ----------------------------------------------------------------------------- tables and bounds against NumPy
+
+
+def test_spectrum_table_and_energy_index():
+    values = np.array([[3.0, -1.0], [0.5, -2.0]])
+    modules = bc.interpret.Modules(values, np.tile(np.eye(2), (2, 1, 1)), ["a", "b"], ["x", "y"])
+    expected = pd.DataFrame({"output": ["a", "a", "b", "b"], "module": [0, 1, 0, 1], "eigenvalue": [3.0, -1, 0.5, -2]})
+    pd.testing.assert_frame_equal(modules.spectrum(), expected, check_dtype=False)
+    energy = spectrum_energy(modules, ks=(1,))
+    assert energy.index.name == "output" and energy.index.tolist() == ["a", "b"]
+    np.testing.assert_allclose(energy["top_1"], [9 / 10, 4 / 4.25])
+
+
+def test_quadratic_form_in_float64_for_float32_cells(small_model):
+    X = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    Q = interaction_matrices(small_model).numpy()
+    y = quadratic_form(small_model, X)
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, np.einsum("ng,agh,nh->na", X.astype(np.float64), Q, X.astype(np.float64)), rtol=1e-12)
+
+
+def test_contributions_take_outputs_by_index_within_bounds_or_by_name(small_model):
+    X = np.random.default_rng(1).normal(size=(4, 12))
+    Q = interaction_matrices(small_model).numpy()
+    table = bc.interpret.contributions(small_model, X, np.array([0, 2, 2, 0]))
+    assert table.columns.tolist() == [f"module {j}" for j in (0, 1, 2)] + [f"module {j}" for j in (-3, -2, -1)] + [
+        "rest"
+    ]
+    np.testing.assert_allclose(table.sum(axis=1), [X[i] @ Q[a] @ X[i] for i, a in enumerate([0, 2, 2, 0])])
+    named = bc.interpret.contributions(small_model, X, ["0", "2", "2", "0"])
+    pd.testing.assert_frame_equal(named, table)
+    assert bc.interpret.contributions(small_model, X[:0], np.array([], dtype=int)).empty
+    for bad in ([-1, 0, 0, 0], [0, 3, 0, 0]):
+        with pytest.raises(
+            ValueError, match=re.escape(f"Output indices must lie in [0, 3), got {min(bad)}…{max(bad)}.")
+        ):
+            bc.interpret.contributions(small_model, X, np.array(bad))
+    with pytest.raises(ValueError, match=re.escape("Unknown output(s) ['5', '6', '7', '8', '9']; the model's")):
+        bc.interpret.contributions(small_model, np.r_[X, X[:2]], ["5", "6", "7", "8", "9", "x"])
+    # given modules are used as given (here with doubled eigenvalues: the leading terms double)
+    one = bc.interpret.leading_modules(small_model, 1)
+    doubled = bc.interpret.Modules(2 * one.eigenvalues, one.eigenvectors, one.output_names, one.var_names)
+    zeros = np.zeros(4, dtype=int)
+    plain = bc.interpret.contributions(small_model, X, zeros, n_modules=1)
+    given = bc.interpret.contributions(small_model, X, zeros, n_modules=1, modules=doubled)
+    np.testing.assert_allclose(given[["module 0", "module -1"]], 2 * plain[["module 0", "module -1"]])
+
+
+def test_module_auroc_against_scikit_learn_and_its_errors():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(2)
+    scores, target = rng.normal(size=(30, 2)), np.r_[np.ones(10, dtype=int), np.zeros(20, dtype=int)]
+    expected = [roc_auc_score(target, column) for column in scores.T]
+    np.testing.assert_allclose(bc.interpret.module_auroc(scores, target), expected)  # 0/1 integers as a mask
+    with pytest.raises(ValueError, match=re.escape("is_target must have one entry per cell (30), got shape (29,).")):
+        bc.interpret.module_auroc(scores, target[:29])
+    with pytest.raises(ValueError, match="^is_target must mark some cells, but not all, as target cells.$"):
+        bc.interpret.module_auroc(scores, np.ones(30))
+
+
+def test_module_target_correlations_against_numpy():
+    rng = np.random.default_rng(3)
+    vectors = np.stack([np.linalg.qr(rng.normal(size=(6, 3)))[0] for _ in range(2)])
+    modules = bc.interpret.Modules(np.array([[2.0, 1, -1], [3, -2, 1]]), vectors, ["a", "b"], list("uvwxyz"))
+    X, Y = rng.normal(size=(40, 6)).astype(np.float32), rng.normal(size=(40, 2))
+    table = bc.interpret.module_target_correlations(X, modules, Y, n_modules=1)
+    expected = [np.corrcoef(X.astype(np.float64) @ vectors[a][:, 0], Y[:, a])[0, 1] for a in range(2)]
+    np.testing.assert_allclose(table["r"], expected, rtol=1e-6)
+    assert table.index.tolist() == [0, 1] and table["module"].tolist() == [0, 0]
+    single = bc.interpret.Modules(modules.eigenvalues[:1], vectors[:1], ["a"], list("uvwxyz"))
+    one = bc.interpret.module_target_correlations(X, single, Y[:, 0])  # (n,) targets for one output
+    np.testing.assert_allclose(
+        one["r"], [np.corrcoef(X @ vectors[0][:, j], Y[:, 0])[0, 1] for j in range(3)], rtol=1e-5
+    )
+    with pytest.raises(ValueError, match=re.escape("targets must have shape (cells, outputs) = (40, 2), got (40,).")):
+        bc.interpret.module_target_correlations(X, modules, Y[:, 0])
+    Y[:3, 1] = np.nan
+    with pytest.raises(ValueError, match=re.escape("targets contain 3 NaN or infinite value(s).")):
+        bc.interpret.module_target_correlations(X, modules, Y)
+    with pytest.raises(ValueError, match=re.escape("X has 5 genes but the modules were computed on 6.")):
+        bc.interpret.module_target_correlations(X[:, :5], modules, Y)
+    constant = np.zeros((40, 6), dtype=np.float32)
+    assert np.isnan(bc.interpret.module_target_correlations(constant, single, Y[:, 0], n_modules=1)["r"]).all()
+
+
+def test_expansion_summary_against_numpy(small_model):
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(30, 12)), rng.normal(size=(30, 3))
+    center = rng.normal(size=12)
+    Q = interaction_matrices(small_model).numpy()
+    Q = (Q + Q.transpose(0, 2, 1)) / 2
+    d = X - center
+    linear = 2 * np.einsum("g,agh,nh->na", center, Q, d)
+    quadratic = np.einsum("ng,agh,nh->na", d, Q, d)
+    table = bc.interpret.expansion_summary(small_model, X, Y, center=center)
+    assert table.index.name == "output" and table.index.tolist() == ["0", "1", "2"]
+    share = linear.var(0) / (linear.var(0) + quadratic.var(0))
+    np.testing.assert_allclose(table["linear_share"], share, rtol=1e-8)
+    r = [np.corrcoef(quadratic[:, a], Y[:, a])[0, 1] for a in range(3)]
+    np.testing.assert_allclose(table["r_quadratic"], r, rtol=1e-8)
+    # one cell profile: no variance, every share and correlation undefined
+    flat = bc.interpret.expansion_summary(small_model, np.tile(X[:1], (4, 1)), Y[:4], output_names="abc")
+    assert flat.isna().all().all() and flat.index.tolist() == ["a", "b", "c"]
+    message = "mean_expansion needs a model without biases (BilinearMLP(..., bias=False))."
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        bc.interpret.expansion_summary(bc.BilinearMLP(12, 4, 3, bias=True), X, Y)
