@@ -331,3 +331,46 @@ def test_command_line_round_trip(tmp_path):
     assert foreign.returncode == 2 and "cannot be read as a saved model" in foreign.stderr
     usage = _cli("--help", cwd=tmp_path)
     assert usage.returncode == 0 and "bilinear-core predict model.pt query.h5ad" in usage.stdout
+
+
+def test_predict_records_how_genes_matched_and_keeps_every_class_as_a_category():
+    result, X = _result(), _log_expression(n=3)
+    query = _query(X[:, ::-1], GENES[::-1])  # every gene, in reverse order
+    query.layers["norm"], query.X = query.X.copy(), np.full(query.shape, 9.0, dtype=np.float32)  # X is not read
+    query.uns["bilinear"] = {"kept": 1}
+    bc.tl.predict(query, result, layer="norm", progress=False)
+    assert query.uns["bilinear"] == {
+        "kept": 1,
+        "prediction": {
+            "task": "classification", "layer": "norm", "n_genes_model": 20, "n_genes_missing": 0,
+            "missing_weight_share": 0.0, "n_genes_extra": 0,
+        },
+    }  # fmt: skip
+    logits = _by_hand(result.model, X.astype(np.float64))
+    np.testing.assert_allclose(query.obsm["bilinear_probabilities"], softmax(logits, axis=1), rtol=1e-5)
+    assert query.obs["bilinear_prediction"].cat.categories.tolist() == CLASSES  # also classes no cell got
+    assert query.obs["bilinear_prediction"].tolist() == [CLASSES[i] for i in logits.argmax(axis=1)]
+    with pytest.raises(ValueError, match="^The query has no cells.$"):
+        bc.tl.predict(_query(X[:0], GENES), result, progress=False)
+
+
+def test_softmax_of_logits_far_apart_between_cells():
+    logits = np.array([[1000.0, 999.0], [0.0, 1.0], [-1000.0, -1001.0]])
+    np.testing.assert_allclose(bc.tl._softmax(logits), softmax(logits, axis=1), rtol=1e-12)
+
+
+def test_explain_reads_the_layer_and_checks_the_input_like_predict():
+    result, X = _result(), _log_expression(n=6)
+    query = _query(X, GENES)
+    bc.tl.explain(query, result, progress=False)
+    layered = _query(np.full(X.shape, 9.0), GENES)
+    layered.layers["norm"] = X
+    bc.tl.explain(layered, result, layer="norm", progress=False)
+    pd.testing.assert_frame_equal(layered.obsm["bilinear_contributions"], query.obsm["bilinear_contributions"])
+    assert layered.obs["bilinear_explained"].cat.categories.tolist() == CLASSES
+    counts = np.random.default_rng(0).poisson(5, (30, len(GENES))).astype(np.float32)
+    with pytest.raises(ValueError, match="looks like raw counts"):
+        bc.tl.explain(_query(counts, GENES), result, progress=False)
+    one = _result("regression", n_out=1)
+    bc.tl.explain(query, one, progress=False)  # a single output needs no name
+    assert (query.obs["bilinear_explained"] == "y0").all()
