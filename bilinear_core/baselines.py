@@ -167,7 +167,8 @@ def fit_ridge(X, targets, train_idx, val_idx, alphas=(0.1, 1.0, 10.0, 100.0)) ->
 
     def fit_one(alpha):
         model = Ridge(alpha=alpha).fit(_rows(X, train_idx), targets[train_idx])
-        return model, -float(np.abs(model.predict(_rows(X, val_idx)) - targets[val_idx]).mean())
+        predicted = model.predict(_rows(X, val_idx)).reshape(len(val_idx), -1)  # (n,) for a single target
+        return model, -float(np.abs(predicted - targets[val_idx]).mean())
 
     return tune_on_validation(fit_one, alphas, "alpha")
 

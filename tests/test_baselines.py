@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -201,3 +203,40 @@ def test_fit_logistic_warm_start_reaches_the_cold_start_optimum():
     assert table["selected"].tolist() == [False, True]  # so the returned model was warm-started from C = 1e-4
     cold = LogisticRegression(C=1.0, max_iter=500).fit(X[train], labels[train])
     np.testing.assert_allclose(model.predict_proba(X), cold.predict_proba(X), atol=1e-3)
+
+
+def test_scores_of_the_last_epoch_of_longer_histories():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "val_accuracy": [0.5, 0.6, 0.7], "val_mae": [3.0, 2.0, 1.0]})
+    assert validation_score(FitResult(None, history, np.arange(3), np.arange(3, 5), "classification", ["a"])) == 0.7
+    assert validation_score(FitResult(None, history, np.arange(3), np.arange(3, 5), "regression", ["a"])) == -1.0
+
+
+def test_ridge_validation_mae_and_errors_by_hand():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(2)
+    Z, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    model, table = fit_ridge(Z, y, np.arange(30), np.arange(30, 40), alphas=(0.5, 50.0))
+    assert table.columns[0] == "alpha" and table["alpha"].tolist() == [0.5, 50.0]
+    for alpha, score in zip(table["alpha"], table["val_score"]):
+        ridge = Ridge(alpha=alpha).fit(Z[:30].astype(np.float32), y[:30])
+        assert score == pytest.approx(-np.abs(ridge.predict(Z[30:].astype(np.float32)) - y[30:]).mean(), rel=1e-5)
+    with pytest.raises(ValueError, match=re.escape("X has 40 cells but the targets have 39 rows.")):
+        fit_ridge(Z, y[:39], np.arange(30), np.arange(30, 39))
+
+
+def test_regression_scores_of_two_cells_one_output_and_the_errors():
+    s = regression_scores([0.0, 2.0], [1.0, 2.0])  # (n,) vectors: one output named "0"
+    assert s.index.tolist() == ["mae", "r2", "mae 0", "r2 0"]
+    assert s["r2 0"] == pytest.approx(1 - 1 / 2) and s["mae 0"] == 0.5
+    with pytest.raises(ValueError, match="^R² needs at least 2 cells.$"):
+        regression_scores([1.0], [1.0])
+    with pytest.raises(ValueError, match=re.escape("3 output names for 2 outputs.")):
+        regression_scores(np.ones((3, 2)), np.ones((3, 2)), ["a", "b", "c"])
+
+
+def test_mcnemar_refuses_arrays_of_other_shapes():
+    for a, b in [(np.ones(3, bool), np.ones(4, bool)), (np.ones((2, 2), bool), np.ones((2, 2), bool))]:
+        with pytest.raises(ValueError, match="boolean 1-d arrays of equal length"):
+            mcnemar(a, b)
+    assert mcnemar(np.array([True, False]), np.array([False, True])) == (1, 1, 1.0)  # one each way
