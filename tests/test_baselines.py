@@ -240,3 +240,45 @@ def test_mcnemar_refuses_arrays_of_other_shapes():
         with pytest.raises(ValueError, match="boolean 1-d arrays of equal length"):
             mcnemar(a, b)
     assert mcnemar(np.array([True, False]), np.array([False, True])) == (1, 1, 1.0)  # one each way
+
+
+def test_relu_mlp_sizes_biases_and_named_errors():
+    model = ReluMLP(5)
+    assert (model.layer.in_features, model.layer.out_features, model.head.out_features) == (5, 128, 1)
+    bare = ReluMLP(5, 1, 1, bias=False)  # one hidden unit and one output are allowed
+    assert bare.layer.bias is None and bare.head.bias is None
+    for kwargs, name in [
+        ({"n_in": 0}, "n_in"),
+        ({"n_in": 3, "n_hidden": 0}, "n_hidden"),
+        ({"n_in": 3, "n_out": 0}, "n_out"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{name} must be a positive integer, got 0.$"):
+            ReluMLP(**kwargs)
+
+
+def test_tuning_tables_name_their_parameter_and_an_empty_grid_is_refused():
+    X, labels = _toy_classification()
+    train, val, _ = split_train_val_test(len(labels), stratify=labels)
+    assert fit_logistic(X, labels, train, val, Cs=(1.0,))[1].columns.tolist() == ["C", "val_score", "selected"]
+    assert tune_on_validation(lambda v: (v, v), [1, 2])[1].columns.tolist() == ["param", "val_score", "selected"]
+    with pytest.raises(ValueError, match="^The grid is empty; give at least one value to try.$"):
+        tune_on_validation(lambda v: (v, v), [])
+    with pytest.raises(ValueError, match=re.escape(f"X has {len(labels)} cells but the labels have 3 entries.")):
+        fit_logistic(X, labels[:3], train, val)
+
+
+def test_classification_scores_default_classes_and_classes_never_predicted_against_scikit_learn():
+    from sklearn.metrics import f1_score, recall_score
+
+    y_true, y_pred = ["b", "a", "b", "c", "c"], ["b", "b", "b", "c", "a"]
+    s = classification_scores(y_true, y_pred)  # classes: the sorted true labels
+    assert s.index.tolist() == ["accuracy", "macro_f1", "recall a", "recall b", "recall c"]
+    np.testing.assert_allclose(s.iloc[2:], recall_score(y_true, y_pred, labels=["a", "b", "c"], average=None))
+    # a class nobody has and nobody is called scores 0 (not 1) and counts in the macro mean
+    s = classification_scores(y_true, y_pred, classes=["c", "b", "a", "d"])
+    assert s["recall d"] == 0.0 and s.index[2:].tolist() == ["recall c", "recall b", "recall a", "recall d"]
+    labels = ["c", "b", "a", "d"]
+    assert s["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+    with pytest.raises(ValueError, match="^No cells to score.$"):
+        classification_scores([], [])
+    assert classification_scores(["a"], ["a"])["accuracy"] == 1.0  # one cell is enough
