@@ -120,3 +120,33 @@ def test_spectra_and_energy_shares_of_matrices_with_known_eigenvalues():
     energy = spectrum_energy(mods, ks=(1, 2))
     np.testing.assert_allclose(energy.loc["u"], [9 / 14.25, 13 / 14.25], rtol=1e-6)  # 9, 4 of 9+4+1+0.25
     np.testing.assert_allclose(energy.loc["v"], [16 / 21, 20 / 21], rtol=1e-6)
+
+
+def test_report_tables_follow_the_models_order_with_a_class_nobody_has():
+    """Classes in a non-sorted order and one (d) that no cell has and no cell is called: whole frames by hand."""
+    model = BilinearMLP(4, 4, 4)
+    with torch.no_grad():
+        for layer in (model.left, model.right, model.head):
+            layer.weight.copy_(torch.eye(4))
+        model.head.weight[3] = 0  # class d is never called
+    classes = ["c", "a", "b", "d"]
+    X = np.diag([1.0, 1.0, 1.0, 1.0])[[0, 1, 1, 2, 0]].astype(np.float32)  # calls: c a a b c
+    truth = np.array(["c", "a", "b", "b", "a"])
+    result = FitResult(model, pd.DataFrame(), np.arange(0), np.arange(5), "classification", classes, classes)
+    table, confusion = classification_report(result, X, truth)
+    expected = pd.DataFrame(
+        {"n_cells": [1, 2, 2, 0], "recall": [1.0, 0.5, 0.5, 0.0], "precision": [0.5, 0.5, 1.0, 0.0]},
+        index=pd.Index(classes, name="class"),
+    )
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+    rows = [[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0, 0.5, 0.5, 0], [0, 0, 0, 0]]  # c, a, b, d
+    expected = pd.DataFrame(rows, index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
+    pd.testing.assert_frame_equal(confusion, expected, check_dtype=False, check_index_type=False)
+    table, _ = classification_report(result, X, truth, idx=[0, 3])  # other cells
+    assert table["n_cells"].tolist() == [1, 0, 1, 0]
+    torch.manual_seed(0)
+    regression = FitResult(BilinearMLP(4, 4, 4), pd.DataFrame(), np.arange(0), np.arange(3), "regression", list("uvwz"))
+    X = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    report = regression_report(regression, X, np.arange(20, dtype=float).reshape(5, 4), idx=[0, 1, 2, 4])
+    assert report.index.name == "output" and report.index.tolist() == ["u", "v", "w", "z"]
+    np.testing.assert_allclose(report["std"], np.arange(20.0).reshape(5, 4)[[0, 1, 2, 4]].std(axis=0))
