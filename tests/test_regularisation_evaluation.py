@@ -1,5 +1,7 @@
 """Held-out evaluation of training settings (bilinear_core.evaluation) on any AnnData and any split."""
 
+import re
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -56,6 +58,9 @@ def test_table_scores_every_setting_and_baseline_on_the_test_cells(planted):
     assert table.loc["reference", "gap (val − train loss)"] == history["val_loss"] - history["train_loss"]
     assert pd.isna(table.loc["linear", "best epoch"]) and table.loc["ReLU MLP", "epochs trained"] == 6
     assert ev.best() == table["validation accuracy"].iloc[:2].idxmax()
+    assert ev.best(["sparse"]) == "sparse"
+    with pytest.raises(KeyError, match=re.escape("No setting(s) ['nope'] in this evaluation (['reference', 'sparse'")):
+        ev.best(["sparse", "nope"])
 
 
 def test_identical_runs_are_perfectly_stable_and_cost_counts_epochs_and_latent_copies(planted):
@@ -72,6 +77,8 @@ def test_identical_runs_are_perfectly_stable_and_cost_counts_epochs_and_latent_c
     assert table.loc["same", "modules 1–2 |cos|"] == pytest.approx(1.0)
     stopped = ev.fits["stopped"][0]
     assert table.loc["stopped", "epochs trained"] == len(stopped.history) < 40
+    assert table.loc["stopped", "best epoch"] == stopped.best_epoch < len(stopped.history)  # patience: the best
+    assert table.loc["reference", "best epoch"] == 6  # no patience: the last epoch
     assert table.loc["stopped", "relative cost"] == pytest.approx(len(stopped.history) / 6)
     # 5 latent copies of g0–g3 plus 8 lone genes = 13 inputs instead of 12, in both factors (h = 8)
     weights = 2 * 8 * 12 + 8
