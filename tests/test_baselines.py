@@ -221,7 +221,7 @@ def test_ridge_validation_mae_and_errors_by_hand():
     for alpha, score in zip(table["alpha"], table["val_score"]):
         ridge = Ridge(alpha=alpha).fit(Z[:30].astype(np.float32), y[:30])
         assert score == pytest.approx(-np.abs(ridge.predict(Z[30:].astype(np.float32)) - y[30:]).mean(), rel=1e-5)
-    with pytest.raises(ValueError, match=re.escape("X has 40 cells but the targets have 39 rows.")):
+    with pytest.raises(ValueError, match="^" + re.escape("X has 40 cells but the targets have 39 rows.")):
         fit_ridge(Z, y[:39], np.arange(30), np.arange(30, 39))
 
 
@@ -231,7 +231,7 @@ def test_regression_scores_of_two_cells_one_output_and_the_errors():
     assert s["r2 0"] == pytest.approx(1 - 1 / 2) and s["mae 0"] == 0.5
     with pytest.raises(ValueError, match="^R² needs at least 2 cells.$"):
         regression_scores([1.0], [1.0])
-    with pytest.raises(ValueError, match=re.escape("3 output names for 2 outputs.")):
+    with pytest.raises(ValueError, match="^" + re.escape("3 output names for 2 outputs.")):
         regression_scores(np.ones((3, 2)), np.ones((3, 2)), ["a", "b", "c"])
 
 
@@ -263,7 +263,7 @@ def test_tuning_tables_name_their_parameter_and_an_empty_grid_is_refused():
     assert tune_on_validation(lambda v: (v, v), [1, 2])[1].columns.tolist() == ["param", "val_score", "selected"]
     with pytest.raises(ValueError, match="^The grid is empty; give at least one value to try.$"):
         tune_on_validation(lambda v: (v, v), [])
-    with pytest.raises(ValueError, match=re.escape(f"X has {len(labels)} cells but the labels have 3 entries.")):
+    with pytest.raises(ValueError, match="^" + re.escape(f"X has {len(labels)} cells but the labels have 3 entries.")):
         fit_logistic(X, labels[:3], train, val)
 
 

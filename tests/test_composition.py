@@ -394,10 +394,12 @@ def test_a_control_named_otherwise_is_used_and_the_default_is_control():
     targets = cp.indicator_targets(conditions, ["A", "B", "C"], control="NT")
     np.testing.assert_array_equal(targets[[0, 5]], 0)
     metric = pd.Series({"A": 1.0, "B": 3.0}, name="r2").rename_axis("gene")
-    with pytest.raises(ValueError, match=re.escape("Cannot average the members of 'control': it is not a combination")):
+    with pytest.raises(
+        ValueError, match="^" + re.escape("Cannot average the members of 'control': it is not a combination")
+    ):
         cp.member_means(metric, ["control"])
     with pytest.raises(
-        ValueError, match=re.escape("Cannot average the members of 'NT': it is not a combination 'A+B'.")
+        ValueError, match="^" + re.escape("Cannot average the members of 'NT': it is not a combination 'A+B'.")
     ):
         cp.member_means(metric, ["NT"], control="NT")
     means = cp.member_means(metric, ["A+B"])
@@ -413,7 +415,7 @@ def test_indicator_targets_mark_a_pair_output_only_for_pairs():
         targets, [[1, 0, 0, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 1], [0, 1, 0, 0, 0]]
     )
     message = "Gene(s) ['E', 'F'] (in condition(s) ['E', 'F+A']) are not outputs; outputs are ['A']. "
-    with pytest.raises(ValueError, match=re.escape(message + "Drop those cells or add the genes as outputs.")):
+    with pytest.raises(ValueError, match="^" + re.escape(message + "Drop those cells or add the genes as outputs.")):
         cp.indicator_targets(["E", "A", "F+A"], ["A"])
 
 
@@ -450,7 +452,7 @@ def test_pair_projections_table_by_hand():
              "other_ratio": (s[other] - s["ctl"]) / step}
         )  # fmt: skip
     pd.testing.assert_frame_equal(table, pd.DataFrame(rows), rtol=1e-10)
-    with pytest.raises(ValueError, match=re.escape("No row for ['ctl']")):
+    with pytest.raises(ValueError, match="^" + re.escape("No row for ['ctl']")):
         cp.pair_projections(means.drop(index="ctl"), modules, "A+B", control="ctl")
     means.loc["A"] = means.loc["ctl"]  # member A does not move along its module: ratios undefined
     table = cp.pair_projections(means, modules, "A+B", control="ctl").set_index("member")
@@ -482,7 +484,7 @@ def test_r2_additivity_and_deviating_genes_by_hand():
     rng = np.random.default_rng(7)
     observed, predicted = rng.normal(size=20), rng.normal(size=20)
     assert cp.r2(observed, predicted) == pytest.approx(r2_score(observed, predicted))
-    with pytest.raises(ValueError, match=re.escape("observed is constant, so R² is undefined.")):
+    with pytest.raises(ValueError, match="^" + re.escape("observed is constant, so R² is undefined.")):
         cp.r2(np.ones(3), np.zeros(3))
     genes = [f"g{i}" for i in range(12)]
     shifts = pd.DataFrame(rng.normal(size=(3, 12)), index=["A", "B", "A+B"], columns=genes)

@@ -86,14 +86,14 @@ def test_knn_adjacency_equals_numpy_cosine_neighbours():
 
 def test_bounds_are_named_in_the_errors():
     X = np.random.default_rng(0).gamma(2.0, size=(5, 3))
-    with pytest.raises(ValueError, match=re.escape("n_neighbors must lie in [1, n_cells - 1] = [1, 4], got 5.")):
+    with pytest.raises(ValueError, match="^" + re.escape("n_neighbors must lie in [1, n_cells - 1] = [1, 4], got 5.")):
         knn_adjacency(X, 5)
     X[2] = 0
     message = "Some cells have an all-zero profile; cosine similarity is undefined for them."
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
         knn_adjacency(X, 2)
     L = laplacian(sparse.csr_matrix(_knn_by_hand(np.random.default_rng(1).gamma(2.0, size=(8, 3)), 3)))
-    with pytest.raises(ValueError, match=re.escape("n_freqs must lie in [1, n_cells - 2] = [1, 6], got 7.")):
+    with pytest.raises(ValueError, match="^" + re.escape("n_freqs must lie in [1, n_cells - 2] = [1, 6], got 7.")):
         laplacian_eigenpairs(L, 7)
 
 
@@ -123,7 +123,7 @@ def test_connected_graph_is_silent_and_the_warning_names_the_components():
         "The kNN graph has 2 connected components; the first 1 frequencies will be component indicators. "
         "Consider more neighbours."
     )
-    with pytest.warns(UserWarning, match=re.escape(message)):
+    with pytest.warns(UserWarning, match="^" + re.escape(message)):
         laplacian_eigenpairs(L, n_freqs=2)
 
 

@@ -144,10 +144,10 @@ def test_contributions_take_outputs_by_index_within_bounds_or_by_name(small_mode
     assert bc.interpret.contributions(small_model, X[:0], np.array([], dtype=int)).empty
     for bad in ([-1, 0, 0, 0], [0, 3, 0, 0]):
         with pytest.raises(
-            ValueError, match=re.escape(f"Output indices must lie in [0, 3), got {min(bad)}…{max(bad)}.")
+            ValueError, match="^" + re.escape(f"Output indices must lie in [0, 3), got {min(bad)}…{max(bad)}.")
         ):
             bc.interpret.contributions(small_model, X, np.array(bad))
-    with pytest.raises(ValueError, match=re.escape("Unknown output(s) ['5', '6', '7', '8', '9']; the model's")):
+    with pytest.raises(ValueError, match="^" + re.escape("Unknown output(s) ['5', '6', '7', '8', '9']; the model's")):
         bc.interpret.contributions(small_model, np.r_[X, X[:2]], ["5", "6", "7", "8", "9", "x"])
     # given modules are used as given (here with doubled eigenvalues: the leading terms double)
     one = bc.interpret.leading_modules(small_model, 1)
@@ -165,7 +165,9 @@ def test_module_auroc_against_scikit_learn_and_its_errors():
     scores, target = rng.normal(size=(30, 2)), np.r_[np.ones(10, dtype=int), np.zeros(20, dtype=int)]
     expected = [roc_auc_score(target, column) for column in scores.T]
     np.testing.assert_allclose(bc.interpret.module_auroc(scores, target), expected)  # 0/1 integers as a mask
-    with pytest.raises(ValueError, match=re.escape("is_target must have one entry per cell (30), got shape (29,).")):
+    with pytest.raises(
+        ValueError, match="^" + re.escape("is_target must have one entry per cell (30), got shape (29,).")
+    ):
         bc.interpret.module_auroc(scores, target[:29])
     with pytest.raises(ValueError, match="^is_target must mark some cells, but not all, as target cells.$"):
         bc.interpret.module_auroc(scores, np.ones(30))
@@ -185,12 +187,14 @@ def test_module_target_correlations_against_numpy():
     np.testing.assert_allclose(
         one["r"], [np.corrcoef(X @ vectors[0][:, j], Y[:, 0])[0, 1] for j in range(3)], rtol=1e-5
     )
-    with pytest.raises(ValueError, match=re.escape("targets must have shape (cells, outputs) = (40, 2), got (40,).")):
+    with pytest.raises(
+        ValueError, match="^" + re.escape("targets must have shape (cells, outputs) = (40, 2), got (40,).")
+    ):
         bc.interpret.module_target_correlations(X, modules, Y[:, 0])
     Y[:3, 1] = np.nan
-    with pytest.raises(ValueError, match=re.escape("targets contain 3 NaN or infinite value(s).")):
+    with pytest.raises(ValueError, match="^" + re.escape("targets contain 3 NaN or infinite value(s).")):
         bc.interpret.module_target_correlations(X, modules, Y)
-    with pytest.raises(ValueError, match=re.escape("X has 5 genes but the modules were computed on 6.")):
+    with pytest.raises(ValueError, match="^" + re.escape("X has 5 genes but the modules were computed on 6.")):
         bc.interpret.module_target_correlations(X[:, :5], modules, Y)
     constant = np.zeros((40, 6), dtype=np.float32)
     assert np.isnan(bc.interpret.module_target_correlations(constant, single, Y[:, 0], n_modules=1)["r"]).all()
