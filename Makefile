@@ -95,7 +95,7 @@ bench-celltypist: install data $(CT_STAMP)
 mutation: install data
 	$(BIN)/python -m pip install --quiet -r tests/requirements-mutation.txt
 	OMP_NUM_THREADS=1 BILINEAR_DATA_DIR=$(CURDIR)/data $(BIN)/mutmut run --max-children 2
-	$(BIN)/python tools/mutation_report.py
+	$(BIN)/python tools/mutation_report.py --surviving tests/surviving_mutants.csv
 
 # Re-execute one chapter in place, e.g. `make chapter NB=notebooks/02_cell_typing.py`.
 chapter: install data

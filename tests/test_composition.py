@@ -565,3 +565,30 @@ def test_errors_name_the_argument_and_its_shape():
     assert cp.principal_angles(np.diag([1.0, 1e-9]), np.eye(2)) == pytest.approx([0, 0])
     # the pair's members are distinguished at float64 precision, not float32's
     assert cp.pair_metrics(np.array([[1 + 1e-12, 1.0, 0]]), ["A", "B", "C"], ["A"])["auroc"] == 1.0
+
+
+def test_subspace_details_condition_order_and_float64_means():
+    # the rank threshold is relative to the largest singular value
+    assert cp.principal_angles(1e-12 * np.eye(2), np.eye(2)) == pytest.approx([0, 0])
+    with pytest.raises(ValueError, match="^The columns of A are linearly dependent"):
+        cp.principal_angles(np.diag([10.0, 5e-10]), np.eye(2))
+    # condition means keep the order of appearance and float64 precision
+    X = np.array([[1e8 + 1], [1e8 + 3], [0.0]])
+    means = cp.condition_means(X, ["b", "b", "a"], ["g"])
+    assert means.index.tolist() == ["b", "a"] and means.loc["b", "g"] == 1e8 + 2
+    # the pair itself is never a null group, and another model's modules can be the reference
+    e = np.eye(9)
+    vectors = {"A": e[:, 0:3], "B": e[:, 3:6], "C": e[:, 6:9], "A+B": e[:, [0, 3, 6]]}
+    modules = _modules(vectors)
+    _, null = cp.overlap_null(modules, "A+B", ["A"], ["A", "B", "C", "A+B"], k=1)
+    assert len(null) == 2  # B and C only
+    other = _modules({name: v[:, ::-1] for name, v in vectors.items()})
+    observed, _ = cp.overlap_null(modules, "A+B", ["A"], ["B", "C"], k=1, reference=other)
+    assert observed == pytest.approx(0.0, abs=1e-12)  # A's top module in `other` is e2, not e0
+    assert cp.overlap_test(modules, "A+B", ["A"], ["B", "C"], k=1, reference=other)["overlap"] < 1e-12
+    assert cp.overlap_null(modules, "A+B", ["A"], ["B", "C"])[1].tolist() == [1 / 3, 1 / 3]  # default k = 3
+    with pytest.raises(ValueError, match="^The cross term is that of the quadratic form: train the model with bias"):
+        cp.model_cross_terms(bc.BilinearMLP(9, 2, 3, bias=True), pd.DataFrame(), "A+B", ["A", "B", "C"])
+    shifts = pd.DataFrame(np.arange(6.0).reshape(3, 2), index=["A", "B", "A+B"], columns=["x", "y"])
+    columns = cp.deviating_genes(shifts, "A+B").columns.tolist()
+    assert columns == ["gene", "shift_a", "shift_b", "additive", "observed", "residual"]
