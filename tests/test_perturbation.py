@@ -561,3 +561,42 @@ def test_further_modules_reads_only_the_reproducible_modules_beyond_0(kit):
     assert kit.further_modules({("SAHA", 1): one}, "Dex", modules, correlations) == (
         "No module of Dex beyond module 0 is reproducible, so none is interpreted."
     )
+
+
+def test_dose_targets_frame_and_its_errors_by_hand():
+    adata = AnnData(np.ones((4, 2)))
+    adata.obs_names = ["c0", "c1", "c2", "c3"]
+    adata.obs["perturbation"] = ["SAHA", "control", "Dex", "SAHA"]
+    adata.obs["dose"] = [10.0, 0.0, 100.0, 1000.0]
+    expected = pd.DataFrame(
+        {"Dex": [0, 0, np.log1p(100.0), 0], "SAHA": [np.log1p(10.0), 0, 0, np.log1p(1000.0)]},
+        index=adata.obs_names,
+    )
+    pd.testing.assert_frame_equal(perturbation.dose_targets(adata, ["Dex", "SAHA"]), expected)
+    adata.obs["dose"] = [-1.0, 0.0, 100.0, -2.0]
+    with pytest.raises(ValueError, match=r"^adata.obs\['dose'\] has 2 negative dose\(s\).$"):
+        perturbation.dose_targets(adata, ["Dex", "SAHA"])
+
+
+def test_pole_precision_and_dose_helpers_by_hand():
+    genes = [f"g{i}" for i in range(60)]
+    loadings = np.linspace(1, -1, 60)  # g0 the largest, g59 the smallest
+    planted = {f"g{i}" for i in range(50)} | {"g59"}
+    assert perturbation.pole_precision(loadings, genes, planted, "up") == 1.0  # the default n = 50: g0-g49
+    assert perturbation.pole_precision(loadings, genes, planted, "down", n=60) == pytest.approx(51 / 60)
+    assert perturbation.pole_precision(loadings, genes, planted, "down", n=1) == 1.0
+    with pytest.raises(ValueError, match=r"^n must lie in \[1, 60\], got 61.$"):
+        perturbation.pole_precision(loadings, genes, planted, "up", n=61)
+    with pytest.raises(ValueError, match=r"^loadings has 60 values for 59 genes.$"):
+        perturbation.pole_precision(loadings, genes[:59], planted, "up")
+    with pytest.raises(ValueError, match=r"^loadings must have one value per gene \(59\), got shape \(60,\).$"):
+        perturbation.planted_auroc(loadings, genes[:59], planted)
+    assert np.isnan(perturbation.dose_spearman([1.0, 1, 1], [0.0, 1, 2]))
+    assert np.isnan(perturbation.dose_spearman([1.0, 2, 3], [1.0, 1, 1]))
+    assert perturbation.dose_spearman([1.0, 2, 3], [0.0, 1, 5]) == 1.0
+    with pytest.raises(ValueError, match=r"^scores and dose must be 1-d of equal length, got \(3,\) and \(2,\).$"):
+        perturbation.dose_spearman([1.0, 2, 3], [0.0, 1])
+    with pytest.raises(ValueError, match=r"^dose must have one entry per cell \(3\), got shape \(2,\).$"):
+        perturbation.dose_profile(np.ones((3, 2)), [0.0, 1])
+    profile = perturbation.dose_profile(np.array([[1.0, 2], [3, 4], [5, 6]]), [0.0, 0, 1])
+    assert profile[("mean", "module 1")].tolist() == [3.0, 6.0] and profile[("n", "cells")].tolist() == [2, 1]
