@@ -368,6 +368,9 @@ def test_explain_reads_the_layer_and_checks_the_input_like_predict():
     bc.tl.explain(layered, result, layer="norm", progress=False)
     pd.testing.assert_frame_equal(layered.obsm["bilinear_contributions"], query.obsm["bilinear_contributions"])
     assert layered.obs["bilinear_explained"].cat.categories.tolist() == CLASSES
+    single = query[:1].copy()  # one cell explained on one class: every class stays a category
+    bc.tl.explain(single, result, output="B", progress=False)
+    assert single.obs["bilinear_explained"].cat.categories.tolist() == CLASSES
     counts = np.random.default_rng(0).poisson(5, (30, len(GENES))).astype(np.float32)
     with pytest.raises(ValueError, match="looks like raw counts"):
         bc.tl.explain(_query(counts, GENES), result, progress=False)

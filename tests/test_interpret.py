@@ -149,6 +149,9 @@ def test_contributions_take_outputs_by_index_within_bounds_or_by_name(small_mode
             bc.interpret.contributions(small_model, X, np.array(bad))
     with pytest.raises(ValueError, match="^" + re.escape("Unknown output(s) ['5', '6', '7', '8', '9']; the model's")):
         bc.interpret.contributions(small_model, np.r_[X, X[:2]], ["5", "6", "7", "8", "9", "x"])
+    message = "Explaining outputs by modules needs a model trained with bias=False (the default): with biases the "
+    with pytest.raises(ValueError, match="^" + re.escape(message + "output has linear and constant terms that no")):
+        bc.interpret.contributions(bc.BilinearMLP(12, 4, 3, bias=True), X, np.zeros(4, dtype=int))
     # given modules are used as given (here with doubled eigenvalues: the leading terms double)
     one = bc.interpret.leading_modules(small_model, 1)
     doubled = bc.interpret.Modules(2 * one.eigenvalues, one.eigenvectors, one.output_names, one.var_names)
@@ -196,6 +199,8 @@ def test_module_target_correlations_against_numpy():
         bc.interpret.module_target_correlations(X, modules, Y)
     with pytest.raises(ValueError, match="^" + re.escape("X has 5 genes but the modules were computed on 6.")):
         bc.interpret.module_target_correlations(X[:, :5], modules, Y)
+    small = bc.interpret.module_target_correlations(1e-3 * X, modules, 1e-3 * Y[3:].repeat(2, 0)[:40])
+    assert np.isfinite(small["r"]).all()  # tiny but non-zero spread still correlates
     constant = np.zeros((40, 6), dtype=np.float32)
     assert np.isnan(bc.interpret.module_target_correlations(constant, single, Y[:, 0], n_modules=1)["r"]).all()
 
