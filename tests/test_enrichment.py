@@ -116,8 +116,9 @@ def test_wikipathways_from_the_data_dir():
 
 
 def test_empty_gene_list():
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="^The gene list is empty.$"):
         enrichment.enrich([], {"toy": {"a": ["X"]}})
+    assert enrichment.enrich(["X"], {}).columns.tolist() == enrichment.COLUMNS  # no library: an empty table
 
 
 def test_mouse_and_human_library_sets(monkeypatch, tmp_path, request):
@@ -207,9 +208,14 @@ def test_at_most_fifteen_terms_by_default_and_modules_keep_their_sign_order(toy_
     library["other"] = [f"X{j}" for j in range(30)]
     genes = [f"G{j}" for j in range(0, 12, 2)]
     assert len(enrichment.enrich(genes, {"toy": library}, cutoff=1.0)) == 15
-    top = pd.DataFrame({"sign": ["negative"] * 3 + ["positive"] * 6, "gene": ["X1", "X2", "X3", *genes]})
+    top = pd.DataFrame({"sign": ["positive"] * 6 + ["negative"] * 3, "gene": [*genes, "X1", "X2", "X3"]})
     table = enrichment.enrich_modules(top, {"toy": library}, cutoff=1.0, top=None)
     negative = enrichment.enrich(["X1", "X2", "X3"], {"toy": library}, cutoff=1.0, top=None)
     positive = enrichment.enrich(genes, {"toy": library}, cutoff=1.0, top=None)
-    expected = pd.concat([negative.assign(sign="negative"), positive.assign(sign="positive")], ignore_index=True)
+    expected = pd.concat([positive.assign(sign="positive"), negative.assign(sign="negative")], ignore_index=True)
     pd.testing.assert_frame_equal(table, expected[["sign", *enrichment.COLUMNS]])
+
+
+def test_default_libraries_offline():
+    table = enrichment.enrich(["INS", "GCG", "SST", "PPY", "GCK"], cutoff=1.0, top=None)
+    assert set(table["library"]) <= set(genesets.DEFAULT_LIBRARIES) and len(table) > 0

@@ -66,9 +66,9 @@ def changes(mutants: Path, names: list[str]) -> pd.DataFrame:
 def score_table(table: pd.DataFrame, equivalent: set[str]) -> pd.DataFrame:
     """Per module: mutants, not yet run, killed (timeouts included), equivalent, surviving;
     score = killed / (run − equivalent)."""
-    table = table.assign(equivalent=table["mutant"].isin(equivalent))
     detected = table["outcome"].isin(["killed", "timeout"])
     unrun = table["outcome"] == "not run"
+    table = table.assign(equivalent=table["mutant"].isin(equivalent) & ~detected & ~unrun)  # killed ones count killed
     grouped = table.assign(detected=detected, unrun=unrun, open=~detected & ~unrun & ~table["equivalent"])
     grouped = grouped.groupby("module")
     scores = pd.DataFrame(
