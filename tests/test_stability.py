@@ -183,3 +183,23 @@ def test_stability_table_stacks_module_stability():
     assert (by_wd["module"] == 0).all() and by_wd["n_runs"].tolist() == [3, 3, 2, 2]
     with pytest.raises(ValueError, match="at least one"):
         stability_table({})
+
+
+def test_reliability_of_finds_a_module_by_its_index_or_its_negative_index():
+    from bilinear_core.stability import reliability_of
+
+    values = np.tile(np.array([3.0, 2, 1, 0.5, -0.5, -1, -2]), (2, 1))  # 7 modules: 0-2, 3 (middle), 4-6 = −3…−1
+    modules = Modules(values, np.tile(np.eye(7), (2, 1, 1)), ["a", "b"], [f"g{i}" for i in range(7)])
+    assert reliability_of(modules, "a", 0) is None  # no table yet
+    rows = [(o, m, o == "b" and m == -1) for o in "ab" for m in (0, 1, 2, -3, -2, -1)]
+    modules.reliability = pd.DataFrame(rows, columns=["output", "module", "reproducible"])
+    assert reliability_of(modules, "b", 6)["module"] == -1  # the last of 7 is module −1
+    assert reliability_of(modules, "b", 6)["reproducible"]
+    assert reliability_of(modules, "b", -1)["module"] == -1
+    assert reliability_of(modules, "a", 4)["module"] == -3  # 4 ≥ 7 // 2: counted from the end
+    assert reliability_of(modules, "a", 2)["module"] == 2 and reliability_of(modules, "a", 0)["module"] == 0
+    assert reliability_of(modules, "a", 3) is None  # module 3 (= −4) has no row
+    assert reliability_of(modules, 1, 1)["output"] == "b"  # outputs by index too
+    six = Modules(values[:, :6], np.tile(np.eye(6), (2, 1, 1)), ["a", "b"], [f"g{i}" for i in range(6)])
+    six.reliability = modules.reliability
+    assert reliability_of(six, "a", 3)["module"] == -3  # the first index of the second half of 6
