@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -203,3 +205,27 @@ def test_reliability_of_finds_a_module_by_its_index_or_its_negative_index():
     six = Modules(values[:, :6], np.tile(np.eye(6), (2, 1, 1)), ["a", "b"], [f"g{i}" for i in range(6)])
     six.reliability = modules.reliability
     assert reliability_of(six, "a", 3)["module"] == -3  # the first index of the second half of 6
+
+
+def test_rank_genes_wilcoxon_reads_its_layer_and_names_its_bounds():
+    from scipy.stats import mannwhitneyu
+
+    from bilinear_core.stability import rank_genes_wilcoxon
+
+    rng = np.random.default_rng(0)
+    adata = AnnData(np.zeros((20, 3), dtype=np.float32))
+    adata.layers["log"] = np.log1p(rng.gamma(2.0, size=(20, 3))).astype(np.float32)
+    adata.obs["group"] = np.repeat(["x", "y"], 10)
+    result = rank_genes_wilcoxon(adata, "group", reference="y", n_genes=1, layer="log")
+    best = result["names"]["x"][0]
+    column = list(adata.var_names).index(best)
+    values = adata.layers["log"][:, column]
+    expected = mannwhitneyu(values[:10], values[10:], method="asymptotic", use_continuity=False).pvalue
+    assert result["pvals"]["x"][0] == pytest.approx(expected, rel=1e-3)  # the normal approximation, as scanpy
+    with pytest.raises(KeyError, match=re.escape("Layer 'raw' not found in adata.layers; available layers: ['log'].")):
+        rank_genes_wilcoxon(adata, "group", layer="raw")
+    with pytest.raises(ValueError, match=re.escape("n_genes must lie in [1, 3], got 0.")):
+        rank_genes_wilcoxon(adata, "group", n_genes=0)
+    adata.obs["one"] = "x"
+    with pytest.raises(ValueError, match=re.escape("adata.obs['one'] needs at least 2 groups, found ['x'].")):
+        rank_genes_wilcoxon(adata, "one")
