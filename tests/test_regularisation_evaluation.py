@@ -147,3 +147,26 @@ def test_fits_in_parallel_processes_equal_the_serial_ones(planted):
     assert len(serial.baselines["ReLU MLP"].history) == 3  # the reference's settings with relu_settings
     with pytest.raises(ValueError, match="n_jobs must be a positive integer"):
         evaluate_settings(planted, "label", settings, n_jobs=0, **COMMON)
+
+
+def test_held_out_split_defaults_and_refusals(planted):
+    from bilinear_core.baselines import split_train_val_test
+
+    labels = planted.obs["label"].to_numpy()
+    for kwargs, expected in [
+        ({}, split_train_val_test(240, test_fraction=0.15, val_fraction=0.3, seed=42)),
+        ({"labels": labels}, split_train_val_test(240, test_fraction=0.15, val_fraction=0.3, seed=42, stratify=labels)),
+    ]:
+        for mine, theirs in zip(held_out_split(planted, **kwargs), expected):
+            np.testing.assert_array_equal(mine, np.sort(theirs))
+    given = (np.arange(10), np.arange(10, 20), np.arange(20, 30))
+    for split, message in [
+        ((np.arange(10), np.arange(10, 20)), "split must be three non-empty 1-d index arrays (train, val, test)."),
+        ((np.arange(10), np.arange(0), np.arange(20, 30)), "split must be three non-empty 1-d index arrays"),
+        ((np.arange(10), np.arange(10, 20), np.array([239, 240])), "split must hold disjoint indices in [0, 240)."),
+        ((np.arange(10), np.arange(9, 20), np.arange(20, 30)), "split must hold disjoint indices"),
+    ]:
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            held_out_split(planted, split=split)
+    with pytest.raises(ValueError, match="^Give held_out or split, not both.$"):
+        held_out_split(planted, ("batch", "c"), split=given)
