@@ -77,8 +77,10 @@ def test_identical_runs_are_perfectly_stable_and_cost_counts_epochs_and_latent_c
     assert table.loc["same", "modules 1–2 |cos|"] == pytest.approx(1.0)
     stopped = ev.fits["stopped"][0]
     assert table.loc["stopped", "epochs trained"] == len(stopped.history) < 40
-    assert table.loc["stopped", "best epoch"] == stopped.best_epoch < len(stopped.history)  # patience: the best
-    assert table.loc["reference", "best epoch"] == 6  # no patience: the last epoch
+    # with early stopping the model holds the best epoch's weights: its gap is that epoch's
+    best = stopped.history.loc[stopped.history["epoch"] == stopped.best_epoch].iloc[0]
+    assert stopped.best_epoch < len(stopped.history)
+    assert table.loc["stopped", "gap (val − train loss)"] == best["val_loss"] - best["train_loss"]
     assert table.loc["stopped", "relative cost"] == pytest.approx(len(stopped.history) / 6)
     # 5 latent copies of g0–g3 plus 8 lone genes = 13 inputs instead of 12, in both factors (h = 8)
     weights = 2 * 8 * 12 + 8
