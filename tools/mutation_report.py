@@ -64,18 +64,22 @@ def changes(mutants: Path, names: list[str]) -> pd.DataFrame:
 
 
 def score_table(table: pd.DataFrame, equivalent: set[str]) -> pd.DataFrame:
-    """Per module: mutants, not yet run, killed (timeouts included), equivalent, surviving;
+    """Per module: mutants, not yet run, killed (timeouts included, also counted apart), equivalent, surviving;
     score = killed / (run − equivalent)."""
     detected = table["outcome"].isin(["killed", "timeout"])
     unrun = table["outcome"] == "not run"
     table = table.assign(equivalent=table["mutant"].isin(equivalent) & ~detected & ~unrun)  # killed ones count killed
-    grouped = table.assign(detected=detected, unrun=unrun, open=~detected & ~unrun & ~table["equivalent"])
+    timeout = table["outcome"] == "timeout"
+    grouped = table.assign(
+        detected=detected, timeout=timeout, unrun=unrun, open=~detected & ~unrun & ~table["equivalent"]
+    )
     grouped = grouped.groupby("module")
     scores = pd.DataFrame(
         {
             "mutants": grouped.size(),
             "not run": grouped["unrun"].sum(),
             "killed": grouped["detected"].sum(),
+            "of which timeouts": grouped["timeout"].sum(),
             "equivalent": grouped["equivalent"].sum(),
             "surviving": grouped["open"].sum(),
         }
