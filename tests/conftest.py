@@ -25,7 +25,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def n_jobs():
-    """Worker processes for fits a fixture trains in parallel: 2, or 1 under mutation testing."""
+    """Worker processes for fits trained in parallel where that is not what a test checks: 2, or 1 under
+    mutation testing."""
     return 1 if UNDER_MUTATION else 2
 
 

@@ -79,11 +79,10 @@ def test_regression_targets_from_obsm_and_obs_columns(counts):
     assert adata.obsm["cols_scores"].shape == (60, 2, 3)
 
 
-@pytest.mark.processes
-def test_train_many_records_each_run_as_train_does(counts):
+def test_train_many_records_each_run_as_train_does(counts, n_jobs):
     adata = bc.pp.preprocess(counts, n_top_genes=30, min_cells=10)
     runs = {"post": {}, "decoupled": {"decoupled_weight_decay": True, "weight_decay": 0.5}}
-    results = bc.tl.train_many(adata, "cell_type", runs, n_jobs=2, **FIT)
+    results = bc.tl.train_many(adata, "cell_type", runs, n_jobs=n_jobs, **FIT)
     assert list(results) == ["post", "decoupled"]
     for key, run in runs.items():
         alone = adata.copy()
