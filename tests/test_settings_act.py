@@ -191,3 +191,15 @@ def test_patience_stops_at_the_epoch_the_history_implies_and_keeps_the_best_weig
     assert len(val) == stop + 1 < 60
     _, _, pred = _forward(_weights(result), X[30:].astype(np.float64))
     np.testing.assert_allclose(((pred - y[30:]) ** 2).mean(), val.min(), rtol=1e-5)  # the best epoch's weights
+
+
+def test_history_losses_are_the_mean_over_all_cells_of_many_batches():
+    """With a learning rate too small to move the weights, each epoch's losses are the losses of the final model
+    over every training (in batches of 8) and validation cell, computed by hand."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 4)).astype(np.float32)
+    y = X[:, 0] * X[:, 1]
+    result = bc.fit(X, y, task="regression", n_hidden=3, epochs=2, lr=1e-30, batch_size=8, progress=False, loss="mse")
+    error = (result.predict(X)[:, 0] - y) ** 2
+    np.testing.assert_allclose(result.history["train_loss"], error[result.train_idx].mean(), rtol=1e-5)
+    np.testing.assert_allclose(result.history["val_loss"], error[result.val_idx].mean(), rtol=1e-5)
