@@ -68,7 +68,9 @@ def score_table(table: pd.DataFrame, equivalent: set[str]) -> pd.DataFrame:
     score = killed / (run − equivalent)."""
     detected = table["outcome"].isin(["killed", "timeout"])
     unrun = table["outcome"] == "not run"
-    table = table.assign(equivalent=table["mutant"].isin(equivalent) & ~detected & ~unrun)  # killed ones count killed
+    # a mutant argued equivalent counts as such unless a test failed on it (a timeout is no evidence against it)
+    table = table.assign(equivalent=table["mutant"].isin(equivalent) & (table["outcome"] != "killed") & ~unrun)
+    detected &= ~table["equivalent"]
     timeout = table["outcome"] == "timeout"
     grouped = table.assign(
         detected=detected, timeout=timeout, unrun=unrun, open=~detected & ~unrun & ~table["equivalent"]
