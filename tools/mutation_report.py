@@ -63,19 +63,26 @@ def changes(mutants: Path, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["mutant", "original", "mutated"])
 
 
-def score_table(table: pd.DataFrame, equivalent: set[str]) -> pd.DataFrame:
-    """Per module: mutants, not yet run, killed (timeouts included, also counted apart), equivalent, surviving;
-    score = killed / (run − equivalent)."""
-    detected = table["outcome"].isin(["killed", "timeout"])
+def classify(table: pd.DataFrame, equivalent: set[str]) -> pd.DataFrame:
+    """``table`` with boolean columns ``unrun``, ``equivalent``, ``detected`` (killed, crashed or timed out),
+    ``timeout`` and ``open`` (surviving, not argued equivalent). A mutant argued equivalent counts as such unless a
+    test failed on it: a timeout is no evidence against it."""
     unrun = table["outcome"] == "not run"
-    # a mutant argued equivalent counts as such unless a test failed on it (a timeout is no evidence against it)
-    table = table.assign(equivalent=table["mutant"].isin(equivalent) & (table["outcome"] != "killed") & ~unrun)
-    detected &= ~table["equivalent"]
-    timeout = table["outcome"] == "timeout"
-    grouped = table.assign(
-        detected=detected, timeout=timeout, unrun=unrun, open=~detected & ~unrun & ~table["equivalent"]
+    argued = table["mutant"].isin(equivalent) & (table["outcome"] != "killed") & ~unrun
+    detected = table["outcome"].isin(["killed", "timeout"]) & ~argued
+    return table.assign(
+        unrun=unrun,
+        equivalent=argued,
+        detected=detected,
+        timeout=detected & (table["outcome"] == "timeout"),
+        open=~detected & ~unrun & ~argued,
     )
-    grouped = grouped.groupby("module")
+
+
+def score_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per module of a :func:`classify`'d table: mutants, not yet run, killed (timeouts included, also counted
+    apart), equivalent, surviving; score = killed / (run − equivalent)."""
+    grouped = table.groupby("module")
     scores = pd.DataFrame(
         {
             "mutants": grouped.size(),
@@ -97,15 +104,15 @@ def main() -> None:
     parser.add_argument("--equivalent", type=Path, default=ROOT / "tests" / "equivalent_mutants.csv")
     parser.add_argument("--surviving", type=Path, help="write the surviving mutants' changes to this CSV")
     args = parser.parse_args()
-    table = outcomes(args.mutants)
     equivalent = set(pd.read_csv(args.equivalent)["mutant"]) if args.equivalent.is_file() else set()
-    scores = score_table(table, equivalent)
+    table = classify(outcomes(args.mutants), equivalent)
+    scores = score_table(table)
     print(
         scores.astype({c: int for c in scores.columns[:-1]})
         .assign(score=scores["score"].map("{:.1%}".format))
         .to_markdown()
     )
-    open_ = table[~table["outcome"].isin(["killed", "timeout", "not run"]) & ~table["mutant"].isin(equivalent)]
+    open_ = table[table["open"]]
     print(f"\n{len(open_)} surviving mutants not argued equivalent (mutmut show NAME):")
     for row in open_.itertuples():
         print(f"  {row.mutant}  ({row.outcome})")
