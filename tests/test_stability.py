@@ -20,6 +20,8 @@ from bilinear_core.stability import (
     overlap_pvalue,
     pole_genes,
     random_abs_cosine,
+    rank_genes_wilcoxon,
+    reliability_of,
     stability_table,
     wilcoxon_markers,
 )
@@ -188,8 +190,6 @@ def test_stability_table_stacks_module_stability():
 
 
 def test_reliability_of_finds_a_module_by_its_index_or_its_negative_index():
-    from bilinear_core.stability import reliability_of
-
     values = np.tile(np.array([3.0, 2, 1, 0.5, -0.5, -1, -2]), (2, 1))  # 7 modules: 0-2, 3 (middle), 4-6 = −3…−1
     modules = Modules(values, np.tile(np.eye(7), (2, 1, 1)), ["a", "b"], [f"g{i}" for i in range(7)])
     assert reliability_of(modules, "a", 0) is None  # no table yet
@@ -208,10 +208,6 @@ def test_reliability_of_finds_a_module_by_its_index_or_its_negative_index():
 
 
 def test_rank_genes_wilcoxon_reads_its_layer_and_names_its_bounds():
-    from scipy.stats import mannwhitneyu
-
-    from bilinear_core.stability import rank_genes_wilcoxon
-
     rng = np.random.default_rng(0)
     adata = AnnData(np.zeros((20, 3), dtype=np.float32))
     adata.layers["log"] = np.log1p(rng.gamma(2.0, size=(20, 3))).astype(np.float32)
@@ -220,7 +216,7 @@ def test_rank_genes_wilcoxon_reads_its_layer_and_names_its_bounds():
     best = result["names"]["x"][0]
     column = list(adata.var_names).index(best)
     values = adata.layers["log"][:, column]
-    expected = mannwhitneyu(values[:10], values[10:], method="asymptotic", use_continuity=False).pvalue
+    expected = stats.mannwhitneyu(values[:10], values[10:], method="asymptotic", use_continuity=False).pvalue
     assert result["pvals"]["x"][0] == pytest.approx(expected, rel=1e-3)  # the normal approximation, as scanpy
     with pytest.raises(KeyError, match=re.escape("Layer 'raw' not found in adata.layers; available layers: ['log'].")):
         rank_genes_wilcoxon(adata, "group", layer="raw")
