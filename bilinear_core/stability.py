@@ -338,15 +338,18 @@ def module_reliability(result, n_modules: int = 3, *, modules: Modules | None = 
 def reliability_of(modules: Modules, output, module: int) -> dict | None:
     """The row of ``modules.reliability`` for one output and ``module`` (an index of its spectrum), or ``None``.
 
-    A non-negative ``module`` past the middle of the spectrum is also found by its negative index.
+    The table names a module of the negative pole by its negative index: column ``c`` of the spectrum is
+    module ``c`` or ``c − size``, whichever pole it lies in.
     """
     table = modules.reliability
     if table is None:
         return None
     name = modules.output_names[modules._index(output)]
     size = modules.eigenvalues.shape[1]
-    signed = int(module) - size if int(module) >= 0 and int(module) >= size // 2 else int(module)
-    rows = table[(table["output"].astype(str) == name) & (table["module"].isin([int(module), signed]))]
+    if not -size <= int(module) < size:
+        raise IndexError(f"module {module} out of range: the spectrum has {size} modules.")
+    column = int(module) % size
+    rows = table[(table["output"].astype(str) == name) & (table["module"].isin([column, column - size]))]
     return None if rows.empty else rows.iloc[0].to_dict()
 
 

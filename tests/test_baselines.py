@@ -282,3 +282,18 @@ def test_classification_scores_default_classes_and_classes_never_predicted_again
     with pytest.raises(ValueError, match="^No cells to score.$"):
         classification_scores([], [])
     assert classification_scores(["a"], ["a"])["accuracy"] == 1.0  # one cell is enough
+
+
+def test_sizes_and_dropout_bounds_are_named():
+    for kwargs, message in [
+        (dict(n_in=0), "n_in must be a positive integer, got 0."),
+        (dict(n_in=3, n_out=0), "n_out must be a positive integer, got 0."),
+        (dict(n_in=3, dropout=1.0), "dropout must lie in [0, 1), got 1.0."),
+        (dict(n_in=3, dropout=1.5), "dropout must lie in [0, 1), got 1.5."),
+    ]:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            BilinearMLP(**kwargs)
+    assert BilinearMLP(3).n_hidden == 128  # the post's width by default
+    assert ReluMLP(3, 4, 2).head.bias is not None and ReluMLP(3, 4, 2, bias=False).head.bias is None
+    a, b, c = split_train_val_test(50), split_train_val_test(50, seed=42), split_train_val_test(50, seed=43)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and not np.array_equal(a[2], c[2])

@@ -592,3 +592,31 @@ def test_subspace_details_condition_order_and_float64_means():
     shifts = pd.DataFrame(np.arange(6.0).reshape(3, 2), index=["A", "B", "A+B"], columns=["x", "y"])
     columns = cp.deviating_genes(shifts, "A+B").columns.tolist()
     assert columns == ["gene", "shift_a", "shift_b", "additive", "observed", "residual"]
+
+
+def test_ties_keep_their_order_and_float32_input_is_averaged_in_float64():
+    # 40 modules of equal |eigenvalue|: the first k columns, in their order (NumPy's default sort is not stable)
+    values = np.tile([1.0, -1.0], 20)
+    modules = Modules(values[None], np.eye(40)[None], ["A"], [f"g{i}" for i in range(40)])
+    np.testing.assert_array_equal(cp.top_subspace(modules, "A", k=5), np.eye(40)[:, :5])
+    assert cp.top_subspace(modules, "A").shape == (40, 3)  # k = 3 by default
+    genes = [f"g{i}" for i in range(40)]
+    shifts = pd.DataFrame([np.zeros(40), np.zeros(40), values], index=["A", "B", "A+B"], columns=genes)
+    assert cp.deviating_genes(shifts, "A+B", n=5)["gene"].tolist() == genes[:5]
+    # float32 cells far from 0: sums in float32 would be off in the 7th digit
+    rng = np.random.default_rng(0)
+    X = (1000 + rng.normal(size=(40, 3))).astype(np.float32)
+    conditions = np.repeat(["control", "A+B"], 20)
+    exact = X.astype(np.float64)
+    means = cp.condition_means(X, conditions, ["x", "y", "z"])
+    np.testing.assert_allclose(means.loc["A+B"], exact[20:].mean(0), rtol=1e-14)
+    rng = np.random.default_rng(0)
+    cells = [rng.permutation(np.flatnonzero(conditions == name)) for name in ("A+B", "control")]
+    (c1, c2), (k1, k2) = [(idx[:10], idx[10:]) for idx in cells]
+    one, two = exact[c1].mean(0) - exact[k1].mean(0), exact[c2].mean(0) - exact[k2].mean(0)
+    expected = 0.5 * (cp.r2(one, two) + cp.r2(two, one))
+    assert cp.split_half_r2(X, conditions, "A+B") == pytest.approx(expected, rel=1e-12)
+    metrics = cp.pair_metrics(X, ["A", "B", "C"], ["A", "B"])
+    assert metrics["mean_member"] == pytest.approx(exact[:, :2].mean(), rel=1e-15)
+    table = cp.condition_metrics(X, conditions, ["A", "B", "C"])
+    assert table.loc[0, "mean_other"] == pytest.approx(exact[20:, 2].mean(), rel=1e-15)

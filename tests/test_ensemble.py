@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -239,3 +241,10 @@ def test_split_half_agreement_against_a_numpy_oracle(planted):
     np.testing.assert_allclose(table.loc[table["size"] == 3, "split_half_cos"], whole["split_half_cos"], atol=1e-9)
     with pytest.raises(ValueError, match="at most half the 6 fits"):
         bc.stability.ensemble_agreement(members, sizes=(4,))
+    message = "sizes must be positive and at most half the 6 fits, got [0, 1]."
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        bc.stability.ensemble_agreement(members, sizes=(0, 1))
+    two = bc.stability.ensemble_agreement(members[:2], sizes=(1,), n_modules=1)
+    assert two.columns.tolist() == ["size", "group", *module_reliability(result, n_modules=1).columns]
+    assert two.index.tolist() == list(range(len(two))) and set(two["rank"]) == {0}
+    assert (module_reliability(members[0], n_modules=1)["rank"] == 0).all()  # one module per pole

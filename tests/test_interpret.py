@@ -226,3 +226,70 @@ def test_expansion_summary_against_numpy(small_model):
     message = "mean_expansion needs a model without biases (BilinearMLP(..., bias=False))."
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         bc.interpret.expansion_summary(bc.BilinearMLP(12, 4, 3, bias=True), X, Y)
+
+
+def test_leading_modules_by_lanczos_keep_n_per_pole_and_the_given_names():
+    torch.manual_seed(3)
+    model = bc.BilinearMLP(30, n_hidden=260, n_out=1)  # 2h = 520 > 512: Lanczos
+    genes = [f"G{i}" for i in range(30)]
+    leading = bc.interpret.leading_modules(model, 2, output_names=["y"], var_names=genes)
+    values = np.linalg.eigvalsh(interaction_matrices(model)[0].numpy())
+    np.testing.assert_allclose(leading.eigenvalues[0], values[[29, 28, 1, 0]], rtol=1e-8)
+    assert leading.var_names == genes and leading.output_names == ["y"]
+
+
+def test_top_genes_and_gene_ranks_tables_whole():
+    genes = [f"g{i}" for i in range(120)]
+    vector = np.linspace(1.0, -1.0, 120)
+    vector[60] = 0.0  # a zero loading counts as positive
+    modules = bc.interpret.Modules(np.array([[2.0, 1.0]]), np.stack([vector, -vector], 1)[None], ["A"], genes)
+    table = bc.interpret.top_genes(modules, "A", module=1, min_genes=3)
+    assert table.columns.tolist() == ["output", "module", "sign", "rank", "gene", "loading"]
+    assert table.index.tolist() == list(range(6)) and (table["output"] == "A").all() and (table["module"] == 1).all()
+    assert (
+        table["gene"].tolist() == ["g119", "g118", "g117", "g0", "g1", "g2"] and table["rank"].tolist() == [0, 1, 2] * 2
+    )
+    assert len(bc.interpret.top_genes(modules, "A")) == 2 * 50  # the default floor of 50 genes per sign
+    ranks = bc.interpret.gene_ranks(modules, "A", ["G60", "g59", "g61", "nope", "g3"], min_genes=3)
+    assert ranks.columns.tolist() == ["gene", "symbol", "loading", "sign", "rank", "in_top"]
+    assert ranks["gene"].tolist() == ["G60", "g59", "g61", "nope", "g3"]
+    assert ranks["sign"].tolist() == ["positive", "positive", "negative", None, "positive"]
+    assert ranks["rank"].tolist() == [60, 59, 58, pd.NA, 3] and ranks["rank"].dtype == "Int64"
+    assert ranks["in_top"].tolist() == [False, False, False, False, False]
+    assert bc.interpret.gene_ranks(modules, "A", ["g3", "g50"])["in_top"].tolist() == [True, False]  # top 50
+    empty = bc.interpret.gene_ranks(modules, "A", [])
+    assert empty.columns.tolist() == ranks.columns.tolist() and len(empty) == 0
+
+
+def test_scores_and_float64_sums_against_numpy(small_model):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(25, 12)) + 1000  # float64 values that float32 would round, far from 0
+    modules = bc.eigendecompose(small_model)
+    scores = bc.interpret.module_scores(X.astype(np.float32), modules, 0)
+    assert scores.shape == (25, 3) and scores.dtype == np.float32  # the default 3 modules, float32 as X
+    X32 = X.astype(np.float32)
+    targets = pd.DataFrame(rng.normal(size=(25, 3)), columns=modules.output_names)
+    table = bc.interpret.module_target_correlations(X32, modules, targets.to_numpy(), n_modules=2)
+    for a in range(3):
+        for k in range(2):
+            r = np.corrcoef(X32.astype(np.float64) @ modules.eigenvectors[a][:, k], targets.iloc[:, a])[0, 1]
+            assert table.loc[a * 2 + k, "r"] == pytest.approx(r, rel=1e-9, abs=1e-12)
+    oriented = bc.interpret.orient_modules(modules, X, targets)  # a DataFrame of targets, as an array
+    expected = bc.interpret.orient_modules(modules, X, targets.to_numpy())
+    np.testing.assert_array_equal(oriented.eigenvectors, expected.eigenvectors)
+    labels = np.array([f"c{i}" for i in range(11)] * 2 + ["c0"] * 3)
+    message = "Output(s) ['0', '1', '2'] never occur in the labels, so they cannot be oriented one-vs-rest; labels "
+    with pytest.raises(ValueError, match="^" + re.escape(message + f"hold {sorted(set(labels))[:10]}.") + "$"):
+        bc.interpret.orient_modules(modules, X, labels)
+    # module contributions and the mean expansion in float64: exact against NumPy on float64 cells
+    parts = bc.interpret.mean_expansion(small_model, X32)  # float32 cells, expanded in float64
+    d = X32.astype(np.float64) - X32.astype(np.float64).mean(axis=0)
+    Q = interaction_matrices(small_model).numpy()
+    np.testing.assert_allclose(parts["quadratic"], np.einsum("ni,aij,nj->na", d, Q, d), rtol=1e-10)
+    contrib = bc.interpret.contributions(small_model, X, np.zeros(25, dtype=int), n_modules=1, modules=modules)
+    expected = modules.eigenvalues[0, 0] * (X @ modules.eigenvectors[0][:, 0]) ** 2
+    np.testing.assert_allclose(contrib["module 0"], expected, rtol=1e-12)
+    summary = bc.interpret.expansion_summary(small_model, X, targets.iloc[:, 0].to_numpy()[:, None].repeat(3, 1))
+    one = bc.BilinearMLP(12, 4, 1, bias=False).double()
+    single = bc.interpret.expansion_summary(one, X, targets.iloc[:, 0].to_numpy())  # (n,) for one output
+    assert summary.shape == (3, 4) and single.index.tolist() == ["0"] and np.isfinite(single.to_numpy()).all()

@@ -1,5 +1,7 @@
 """sci-Plex2 loader and drug names (a fixture with scPerturb's columns), targets, baselines, recovery metrics."""
 
+import inspect
+import re
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +179,7 @@ def recovery_case(tmp_path, monkeypatch):
     X = np.ones((10, 8), dtype=np.float32)
     X[:5, :2] += np.log1p(dose[:5, None])  # A's cells: GA, GB rise with dose
     X[5:, 4:6] += 5 - np.log1p(dose[5:, None])  # B's cells: GE, GF fall with dose
+    X[:5, 7] += 10 - 3 * np.log1p(dose[:5])  # A's cells: GH falls, faster than GA, GB rise
     obs = pd.DataFrame({"drug": ["A"] * 5 + ["B"] * 5, "dose": dose}, index=[f"c{i}" for i in range(10)])
     adata = AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes))
     programs = pd.DataFrame(
@@ -192,7 +195,7 @@ def recovery_case(tmp_path, monkeypatch):
     )
     adata.uns["planted"] = {"programs": programs, "genes": {"a up": ["GA", "GB"], "b down": ["GE", "GF"]}}
     vectors = np.zeros((2, 8, 2))
-    vectors[0, :, 0] = [0.9, 0.8, 0.1, 0.05, -0.2, -0.1, 0.0, 0.02]  # A, module 0: planted genes lead the + pole
+    vectors[0, :, 0] = [0.9, 0.8, 0.1, 0.05, 0.06, 0.07, 0.0, 0.02]  # A, module 0: planted genes lead the + pole
     vectors[1, :, 0] = [0.01, 0.02, 0.0, -0.05, -0.9, -0.8, -0.1, 0.03]  # B, module 0: they lead the − pole
     vectors[:, 2, 1] = 1.0  # module 1 of both: one unplanted gene
     modules = Modules(np.array([[2.0, 1.0], [2.0, 1.0]]), vectors, ["A", "B"], genes)
@@ -208,6 +211,7 @@ def test_planted_recovery_exact(tmp_path, monkeypatch):
     adata, modules, wilcoxon = recovery_case(tmp_path, monkeypatch)
     table = perturbation.planted_recovery(adata, modules, wilcoxon, n_modules=2, n=2)
     assert list(table.index) == ["A", "B"] and list(table["program"]) == ["a up", "b down"]
+    assert list(table["direction"]) == ["up", "down"]
     assert "AUROC best of modules 0–1" in table and "precision top-2 Wilcoxon" in table
     a, b = table.loc["A"], table.loc["B"]
     assert a["planted genes in the model's genes"] == "2 of 2" and a["best module"] == 0
@@ -224,8 +228,21 @@ def test_planted_recovery_exact(tmp_path, monkeypatch):
     with pytest.raises(KeyError, match="no .other_scores.; run bilinear_core.tl.modules"):
         perturbation.planted_recovery(adata, modules, wilcoxon, key="other")
     del adata.uns["planted"]
-    with pytest.raises(KeyError, match="only simulated data"):
+    message = "\"adata.uns has no 'planted' entry: only simulated data (datasets.simulate) carry a truth.\""
+    with pytest.raises(KeyError, match="^" + re.escape(message) + "$"):
         perturbation.planted_recovery(adata, modules, wilcoxon)
+
+
+def test_planted_recovery_reads_its_layer_and_finds_the_best_module(tmp_path, monkeypatch):
+    adata, modules, wilcoxon = recovery_case(tmp_path, monkeypatch)
+    adata.layers["log"], adata.X = adata.X, np.zeros_like(adata.X)
+    swapped = Modules(modules.eigenvalues, modules.eigenvectors[:, :, ::-1], ["A", "B"], modules.var_names)
+    table = perturbation.planted_recovery(adata, swapped, wilcoxon, n_modules=2, n=2, layer="log")
+    assert table["best module"].tolist() == [1, 1] and (table["AUROC best of modules 0–1"] == 1.0).all()
+    # the Wilcoxon signature is the layer's expression of its top genes
+    assert table["Spearman Wilcoxon signature vs dose"].tolist() == pytest.approx([1.0, 1.0])
+    defaults = inspect.signature(perturbation.planted_recovery).parameters
+    assert (defaults["n"].default, defaults["n_modules"].default) == (50, 3)  # the chapter's top-50 and modules 0–2
 
 
 def test_recovery_metrics_exact():
@@ -600,3 +617,79 @@ def test_pole_precision_and_dose_helpers_by_hand():
         perturbation.dose_profile(np.ones((3, 2)), [0.0, 1])
     profile = perturbation.dose_profile(np.array([[1.0, 2], [3, 4], [5, 6]]), [0.0, 0, 1])
     assert profile[("mean", "module 1")].tolist() == [3.0, 6.0] and profile[("n", "cells")].tolist() == [2, 1]
+
+
+def test_perturbation_helpers_edges_by_hand():
+    adata = AnnData(np.array([[4_999.0, 0], [4_000, 1_000], [1.0, 0]]))
+    adata.layers["big"] = adata.X * 10
+    assert perturbation.filter_low_count_cells(adata).n_obs == 1  # exactly 5,000 counts are kept
+    assert perturbation.filter_low_count_cells(adata, layer="big").n_obs == 2
+    adata.obs["perturbation"], adata.obs["dose"] = ["Dex", "control", "Dex"], [1.0, np.nan, 2.0]
+    with pytest.raises(ValueError, match=r"^adata.obs\['dose'\] contains 1 NaN or infinite value\(s\)"):
+        perturbation.dose_targets(adata, ["Dex"])
+    assert perturbation.dose_spearman([1.0, 2, 1.5], [0.0, 1, 2]) == 0.5  # a range of exactly 1 is no constant
+    assert perturbation.dose_spearman([1.0, 3, 2], [0.0, 1, 0.5]) == 1.0
+    profile = perturbation.dose_profile(np.array([1.0, 3, 5]), [0.0, 0, 1])  # one score per cell: one module
+    assert profile[("mean", "module 0")].tolist() == [2.0, 5.0]
+    scores = (1000 + np.random.default_rng(0).normal(size=(40, 1))).astype(np.float32)  # float32, far from 0
+    dose = np.repeat(np.float32([0.0, 1.0]), 20)
+    profile = perturbation.dose_profile(scores, dose)
+    exact = scores[:, 0].astype(np.float64)
+    np.testing.assert_allclose(profile[("mean", "module 0")], [exact[:20].mean(), exact[20:].mean()], rtol=1e-15)
+    np.testing.assert_allclose(profile[("sd", "module 0")], [exact[:20].std(), exact[20:].std()], rtol=1e-12)
+    r = perturbation.profile_correlation(pd.DataFrame({"m": [1.0, 2, 4]}), [1.0, 2, 3])
+    assert r["m"] == pytest.approx(np.corrcoef([1.0, 2, 4], [1.0, 2, 3])[0, 1])
+    with pytest.raises(ValueError, match=r"^expected must have one value per dose \(3\), got shape \(2,\).$"):
+        perturbation.profile_correlation(pd.DataFrame({"m": [1.0, 2, 4]}), [1.0, 2])
+    genes = [f"g{i}" for i in range(60)]
+    loadings = np.linspace(1, -1, 60)
+    planted = {f"g{i}" for i in range(50)}
+    table = pd.DataFrame({"library": ["L"], "term": ["x"], "p_value": [0.1]})
+    row = perturbation.program_recovery(loadings, genes, planted, "up", table, "L", "x", [1.0, 2], [0.0, 1])
+    assert row["precision"] == 1.0  # the default n = 50: g0–g49, all planted (51 would take g50)
+
+
+def test_wilcoxon_vs_reference_reads_its_layer_and_names_its_refusals():
+    rng = np.random.default_rng(0)
+    log = np.log1p(rng.poisson(2.0, size=(12, 4))).astype(np.float32)
+    obs = pd.DataFrame(
+        {"treatment": ["vehicle"] * 6 + ["Dex"] * 3 + ["SAHA"] * 3, "drug": ["Dex"] * 3 + ["SAHA"] * 3 + ["Dex"] * 3
+         + ["SAHA"] * 3},
+        index=[f"c{i}" for i in range(12)],
+    )  # fmt: skip
+    adata = AnnData(np.zeros_like(log), obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(4)]))
+    adata.layers["log"] = log
+    on_x = AnnData(log.copy(), obs=obs.copy(), var=adata.var.copy())
+    for within in (None, "drug"):
+        table = perturbation.wilcoxon_vs_reference(adata, "treatment", "vehicle", layer="log", within=within)
+        expected = perturbation.wilcoxon_vs_reference(on_x, "treatment", "vehicle", within=within)
+        pd.testing.assert_frame_equal(table, expected)
+        assert (table.dtypes == np.float64).all()
+    adata.obs.loc["c0", "drug"] = np.nan
+    with pytest.raises(ValueError, match=r"^adata.obs\['drug'\] has 1 missing value\(s\); drop those cells.$"):
+        perturbation.wilcoxon_vs_reference(adata, "treatment", "vehicle", within="drug")
+    adata.obs["drug"], adata.obs["treatment"] = "Dex", "vehicle"
+    with pytest.raises(ValueError, match=r"^adata.obs\['treatment'\] holds no group other than 'vehicle'.$"):
+        perturbation.wilcoxon_vs_reference(adata, "treatment", "vehicle", within="drug")
+
+
+def test_planted_recovery_keeps_the_gene_order_among_tied_z_scores(tmp_path, monkeypatch):
+    adata, modules, wilcoxon = recovery_case(tmp_path, monkeypatch)
+    pad = [f"P{i}" for i in range(32)]  # 32 genes without signal, after the 8: constant, loading 0
+    genes = list(adata.var_names) + pad
+    X = np.c_[adata.X, np.ones((10, 32), dtype=np.float32)]
+    wide = AnnData(X=X, obs=adata.obs, var=pd.DataFrame(index=genes), uns=adata.uns)
+    vectors = np.concatenate([modules.eigenvectors, np.zeros((2, 32, 2))], axis=1)
+    wide.obsm["bilinear_scores"] = np.einsum("ng,tgk->ntk", X, vectors)
+    mods = Modules(modules.eigenvalues, vectors, ["A", "B"], genes)
+    # B's signed z: 1 for GE and GF and for 11 genes without signal (GG, GH and padding genes), 0 or -1 for the
+    # others; ranked in gene order among ties, GE and GF come first, so the signature follows dose
+    rng = np.random.default_rng(0)
+    signed = rng.choice([1.0, 0.0, -1.0], 40)
+    signed[:4] = rng.choice([0.0, -1.0], 4)
+    signed[4:6] = 1.0
+    assert (signed == 1).sum() == 13 and signed[6:8].tolist() == [1.0, 1.0]
+    z = wilcoxon.reindex(genes).fillna(0.0)
+    z["B"] = -signed  # B's program goes down
+    table = perturbation.planted_recovery(wide, mods, z, n_modules=2, n=2)
+    assert table.loc["B", "Spearman Wilcoxon signature vs dose"] == pytest.approx(1.0)

@@ -205,6 +205,13 @@ def test_reliability_of_finds_a_module_by_its_index_or_its_negative_index():
     six = Modules(values[:, :6], np.tile(np.eye(6), (2, 1, 1)), ["a", "b"], [f"g{i}" for i in range(6)])
     six.reliability = modules.reliability
     assert reliability_of(six, "a", 3)["module"] == -3  # the first index of the second half of 6
+    # a short spectrum whose negative pole reaches before its middle: column 1 of 4 is module −3
+    four = Modules(np.array([[3.0, -1, -2, -5]]), np.eye(4)[None], ["a"], [f"g{i}" for i in range(4)])
+    four.reliability = pd.DataFrame({"output": "a", "module": [0, -1, -2, -3], "reproducible": True})
+    assert [reliability_of(four, "a", m)["module"] for m in (0, 1, 2, 3, -3)] == [0, -3, -2, -1, -3]
+    for module in (4, -5):
+        with pytest.raises(IndexError, match=f"^module {module} out of range: the spectrum has 4 modules.$"):
+            reliability_of(four, "a", module)
 
 
 def test_rank_genes_wilcoxon_reads_its_layer_and_names_its_bounds():
@@ -225,3 +232,83 @@ def test_rank_genes_wilcoxon_reads_its_layer_and_names_its_bounds():
     adata.obs["one"] = "x"
     with pytest.raises(ValueError, match=re.escape("adata.obs['one'] needs at least 2 groups, found ['x'].")):
         rank_genes_wilcoxon(adata, "one")
+
+
+def test_stability_bounds_and_messages_exactly():
+    assert jaccard([], ["a"]) == 0.0  # one empty set: nothing shared
+    with pytest.raises(ValueError, match="^The Jaccard index of two empty sets is undefined.$"):
+        jaccard([], [])
+    with pytest.raises(ValueError, match="^" + re.escape("4 gene(s) are not in the background, e.g. ['w', 'x', 'y'].")):
+        overlap_pvalue(["w", "x"], ["y", "z"], ["a"])
+    genes = [f"g{i}" for i in range(5)]
+    vector = np.array([2.0, 1.0, 0.0, -1.0, -2.0])
+    assert pole_genes(vector, genes, 1) == (["g0"], ["g4"]) and pole_genes(vector, genes, 2)[1] == ["g4", "g3"]
+    for args, message in [
+        ((vector[:4], genes, 1), "vector must be 1-d with one loading per gene (5), got (4,)."),
+        ((vector[:, None], genes, 1), "vector must be 1-d with one loading per gene (5), got (5, 1)."),
+        ((vector, genes, 3), "n_genes must lie in [1, 2], got 3."),
+        ((vector, genes, 0), "n_genes must lie in [1, 2], got 0."),
+    ]:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            pole_genes(*args)
+    for vectors, message in [
+        (np.ones(3), "vectors must be 2-d (genes × runs), got shape (3,)."),
+        (np.zeros((3, 2)), "A vector has zero norm; its direction (cosine) is undefined."),
+    ]:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            abs_cosine(vectors)
+    with pytest.raises(ValueError, match="^Give at least one set of runs and one module.$"):
+        stability_table({"seed": []}, modules={})
+
+
+def test_abs_cosine_clips_rounding_above_one():
+    rng = np.random.default_rng(0)
+    # a column with itself: the float64 dot product of a unit vector overshoots 1 for some vectors
+    vectors = next(v for v in rng.normal(size=(200, 7, 1)) if (v / np.linalg.norm(v)).T @ (v / np.linalg.norm(v)) > 1)
+    cos = abs_cosine(np.hstack([vectors, vectors]))
+    assert cos.max() == 1.0
+
+
+def test_pole_jaccard_aligns_signs_by_the_sign_of_the_dot_product():
+    genes = [f"g{i}" for i in range(6)]
+    u = np.array([3.0, 2, 1, -1, -2, -3])  # poles of 2: {g0, g1} and {g5, g4}
+    for v in ([100.0, 99, -50, -39, 98, 97], [100.0, 99, -50, -39.5, 98, 97]):  # u · v = 0 and 0.5
+        runs = [_modules({"A": np.asarray(w)[:, None]}, {"A": [1.0]}, genes) for w in (u, v)]
+        # kept as it is, v's poles are {g0, g1} and {g2, g3}: Jaccard 1 and 0 (flipped: 0 and 0)
+        assert module_stability(runs, n_genes=2)["mean_jaccard"].iloc[0] == 0.5
+
+
+def test_module_stability_edges():
+    run = _modules({"A": np.eye(4)[:, :2]})
+    other = _modules({"B": np.eye(4)[:, :2]})
+    with pytest.raises(ValueError, match="^Run 2 has different outputs or genes than run 0; compare like with like.$"):
+        module_stability([run, run, other])
+    assert module_stability([run, run], module=-2)["module"].tolist() == [0]  # −k is module 0
+    with pytest.raises(IndexError, match="^module 2 out of range: the runs have 2 modules.$"):
+        module_stability([run, run], module=2)
+    # the coefficient of variation: std / |mean|, NaN when the mean is 0
+    for values, cv in [([0.5, 1.5], 0.5), ([-1.0, 1.0], np.nan), ([1.0, 1.0], 0.0)]:
+        runs = [_modules({"A": np.eye(4)[:, :1]}, {"A": [v]}) for v in values]
+        assert module_stability(runs)["eigenvalue_cv"].iloc[0] == pytest.approx(cv, nan_ok=True)
+    runs = [_modules({"A": np.eye(4)[:, :1]}, {"A": [v]}) for v in (0.5, 1.5)]
+    table = stability_table({"x": runs, "y": runs}, n_genes=1)
+    assert table.index.tolist() == [0, 1]
+
+
+def test_abs_cosine_of_float32_vectors_in_float64():
+    vectors = (1 + np.random.default_rng(0).normal(size=(50, 2)) * 1e-3).astype(np.float32)  # nearly parallel
+    exact = vectors.astype(np.float64)
+    expected = abs(exact[:, 0] @ exact[:, 1]) / np.linalg.norm(exact[:, 0]) / np.linalg.norm(exact[:, 1])
+    assert abs_cosine(vectors)[0, 1] == pytest.approx(expected, rel=1e-14)
+
+
+def test_marker_overlap_defaults_outputs_and_the_n_genes_column():
+    genes = [f"g{i}" for i in range(120)]
+    vector = np.linspace(1.0, -1.0, 120)
+    mods = _modules({"A": vector[:, None], "B": -vector[:, None]}, genes=genes)
+    markers = {"A": genes[:60], "B": genes[60:]}
+    table = marker_overlap(mods, markers)  # the top-1 % rule's floor: 50 genes per pole
+    assert table["n_genes"].tolist() == [50] * 4 and table["output"].tolist() == ["A", "A", "B", "B"]
+    assert table["overlap"].tolist() == [50, 0, 40, 0]  # the first 50 markers of B: g60–g109
+    only_b = marker_overlap(mods, {"B": genes[60:]}, n_genes=3, outputs=["B"])
+    assert only_b["output"].tolist() == ["B", "B"] and only_b["n_genes"].tolist() == [3, 3]

@@ -1,5 +1,7 @@
 """The AnnData face: pp -> tl.train -> tl.modules -> write_h5ad -> read_h5ad keeps everything."""
 
+import re
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -164,3 +166,66 @@ def test_training_on_a_layer_reads_that_layer_through_modules(counts):
     np.testing.assert_allclose(
         adata.obsm["bilinear_scores"][:, 1], log @ mods.vectors("B")[:, :2], rtol=1e-4, atol=1e-5
     )
+
+
+def test_train_many_records_what_train_records(counts, n_jobs):
+    adata = bc.pp.preprocess(counts, n_top_genes=30, min_cells=10)
+    adata.obsm["targets"] = np.column_stack([adata.obs["size"], -adata.obs["size"]])
+    bc.tl.train_many(adata, "targets", {"many": {}}, n_targets=1, n_jobs=n_jobs, **FIT)
+    alone = bc.tl.train(adata.copy(), "targets", n_targets=1, key_added="many", **FIT)
+    record = adata.uns["many"]
+    assert record["n_targets"] == 1 and list(record["output_names"]) == alone.output_names == ["0"]
+
+
+def test_modules_of_a_fit_without_a_record_or_gene_names(counts):
+    adata = bc.pp.preprocess(counts, n_top_genes=30, min_cells=10)
+    X = np.asarray(adata.X.todense())
+    result = bc.fit(X, adata.obs["cell_type"].to_numpy(), **FIT)  # no var_names, no adata.uns record
+    mods = bc.tl.modules(adata, result, n_modules=1, orient=False, key_added="bare")
+    assert mods.var_names == list(adata.var_names) and adata.uns["bare"]["output_names"] == ["A", "B", "C"]
+    assert adata.varm["bare_modules"].shape == (30, 3, 1) and adata.varm["bare_modules"].dtype == np.float32
+    stored = bc.tl.get_modules(adata, "bare")
+    assert stored.var_names == list(adata.var_names) and stored.reliability["reproducible"].isna().all()
+    assert set(stored.reliability["rank"]) == {0}  # n_modules = 1 per pole
+    del adata.uns["bare"]["reliability"]
+    assert bc.tl.get_modules(adata, "bare").reliability is None
+    varm = adata.varm.pop("bare_modules")
+    with pytest.raises(KeyError, match="run bc.tl.modules first"):
+        bc.tl.get_modules(adata, "bare")
+    adata.varm["bare_modules"] = varm
+    message = "\"adata.uns has no 'bare2': train with bilinear_core.tl.train, or pass orient=False.\""
+    with pytest.raises(KeyError, match="^" + re.escape(message) + "$"):
+        bc.tl.modules(adata, result, key_added="bare2")
+    with pytest.raises(ValueError, match="^n_modules must be a positive integer, got 0.$"):
+        bc.tl.modules(adata, result, n_modules=0, orient=False, key_added="bare")
+    message = (
+        "adata has 29 genes that are not the 30 genes the model was trained on (same genes in the same order needed)."
+    )
+    named = bc.tl.train(adata, "cell_type", **FIT)
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        bc.tl.modules(adata[:, :29].copy(), named)
+    del adata.uns["bare"]["eigenvalues"]
+    with pytest.raises(KeyError, match="run bc.tl.modules first"):
+        bc.tl.get_modules(adata, "bare")
+
+
+def test_modules_orient_by_the_recorded_task_and_targets(counts):
+    adata = bc.pp.preprocess(counts, n_top_genes=30, min_cells=10)
+    adata.obs["code"] = adata.obs["cell_type"].cat.codes.astype(int)  # integers taken as labels
+    result = bc.tl.train(adata, "code", task="classification", key_added="codes", **FIT)
+    mods = bc.tl.modules(adata, result, key_added="codes")
+    expected = bc.interpret.orient_modules(
+        bc.eigendecompose(result), np.asarray(adata.X.todense())[result.train_idx],
+        adata.obs["code"].astype(str).to_numpy()[result.train_idx],
+    )  # fmt: skip
+    np.testing.assert_array_equal(mods.eigenvectors, expected.eigenvectors)
+    # one regression output of an obsm target's first column: its covariance with the scores orients
+    adata.obsm["targets"] = np.column_stack([adata.obs["size"], -adata.obs["size"]])
+    one = bc.tl.train(adata, "targets", n_targets=1, key_added="one", **FIT)
+    mods = bc.tl.modules(adata, one, key_added="one")
+    expected = bc.interpret.orient_modules(
+        bc.eigendecompose(one),
+        np.asarray(adata.X.todense())[one.train_idx],
+        adata.obs["size"].to_numpy()[one.train_idx],
+    )
+    np.testing.assert_array_equal(mods.eigenvectors, expected.eigenvectors)

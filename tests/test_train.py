@@ -1,4 +1,6 @@
 import dataclasses
+import re
+import time
 
 import numpy as np
 import pandas as pd
@@ -190,3 +192,49 @@ def test_fit_many_bad_requests_name_the_problem(runs, n_jobs, message):
     X, y = _quadratic_problem(n=60, g=4)
     with pytest.raises(ValueError, match=message):
         bc.fit_many(X, y, runs, n_jobs=n_jobs, task="regression", epochs=1, progress=False)
+
+
+def test_refusals_name_the_problem_exactly():
+    X, y = _quadratic_problem(n=60)
+    fast = dict(task="regression", n_hidden=4, epochs=1, progress=False)
+    result = bc.fit(X, y, **fast)
+    cases = [
+        (lambda: result.predict_labels(X), "predict_labels is only defined for classification models."),
+        (lambda: bc.train.split_indices(10, 0.0), "val_fraction must lie in (0, 1), got 0.0."),
+        (lambda: bc.fit(X, y[:50], **fast), "X has 60 cells but the targets have 50 entries."),
+        (lambda: bc.fit(X, y, train_idx=np.arange(40), **fast), "Pass both train_idx and val_idx, or neither."),
+        (
+            lambda: bc.fit(X, y, seeds=[1, 2], checkpoint="x.pt", **fast),
+            "Checkpoints save one fit; train the members one by one to checkpoint them.",
+        ),
+        (lambda: bc.fit(X, y, seeds="42", **fast), "seeds must be a non-empty list of integers, got ['42']."),
+        (
+            lambda: bc.fit(X, y, model_factory=bc.baselines.ReluMLP, gene_penalty=0.1, **fast),
+            "The penalties act on the bilinear factors W, V: train them with model_factory=None.",
+        ),
+        (
+            lambda: bc.train.ensemble([result, result, bc.fit(X, y, output_names=["z"], **fast)]),
+            "Member 2 differs from member 0 in its task, outputs, genes or train/validation split; "
+            "an ensemble combines fits of one task on one split.",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            call()
+
+
+def test_names_timings_and_report_precision_of_a_fit():
+    X, y = _quadratic_problem(n=120)
+    start = time.perf_counter()
+    result = bc.fit(X, y, task="regression", output_names=["rule"], n_hidden=4, epochs=2, progress=False)
+    wall = time.perf_counter() - start
+    assert result.output_names == ["rule"]
+    # cells per second of training: at least the cells seen over the whole call's time
+    assert result.timings["train_cells_per_s"] >= 2 * len(result.train_idx) / wall
+    labels = np.where(y > 0, "pos", "neg")
+    clf = bc.fit(X, labels, n_hidden=4, epochs=2, progress=False)
+    table, _ = bc.train.classification_report(clf, X, labels)
+    calls, truth = clf.predict_labels(X)[clf.val_idx], labels[clf.val_idx]
+    for name in ["neg", "pos"]:
+        predicted = calls == name
+        assert table.loc[name, "precision"] == (truth[predicted] == name).sum() / max(predicted.sum(), 1)
