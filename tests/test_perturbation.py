@@ -693,3 +693,14 @@ def test_planted_recovery_keeps_the_gene_order_among_tied_z_scores(tmp_path, mon
     z["B"] = -signed  # B's program goes down
     table = perturbation.planted_recovery(wide, mods, z, n_modules=2, n=2)
     assert table.loc["B", "Spearman Wilcoxon signature vs dose"] == pytest.approx(1.0)
+
+
+def test_planted_recovery_ranks_the_term_among_every_term_of_the_library(tmp_path, monkeypatch):
+    adata, modules, wilcoxon = recovery_case(tmp_path, monkeypatch)
+    # 16 decoy terms of A's four leading genes rank before T (both for module 0 and for the Wilcoxon genes)
+    decoys = "".join(f"D{i:02d}\t\tGA\tGB\tGC\tGF\n" for i in range(16))
+    (tmp_path / "genesets" / "DecoyTestLib.gmt").write_text("T\t\tGA\tGB\nU\t\tGC\tGD\tGE\nV\t\tGE\tGF\n" + decoys)
+    adata.uns["planted"]["programs"]["library"] = "DecoyTestLib"
+    table = perturbation.planted_recovery(adata, modules, wilcoxon, n_modules=2, n=2)
+    assert table.loc["A", "term rank module 0"] == 17  # after the 16 decoys: Enrichr's 15-term cut would hide it
+    assert table.loc["A", "term rank Wilcoxon"] > 15
