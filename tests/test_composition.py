@@ -11,7 +11,7 @@ from scipy import sparse
 import bilinear_core as bc
 from bilinear_core import composition as cp
 from bilinear_core import datasets
-from bilinear_core.interpret import Modules, quadratic_form
+from bilinear_core.interpret import Modules, interaction_matrices, quadratic_form
 
 # --------------------------------------------------------------------------------------------- conditions
 
@@ -595,14 +595,15 @@ def test_subspace_details_condition_order_and_float64_means():
 
 
 def test_ties_keep_their_order_and_float32_input_is_averaged_in_float64():
-    # 40 modules of equal |eigenvalue|: the first k columns, in their order (NumPy's default sort is not stable)
-    values = np.tile([1.0, -1.0], 20)
+    # 40 eigenvalues of three magnitudes: ties keep their order (Python's sort is stable; NumPy's default is not)
+    values = np.random.default_rng(0).choice([1.0, -1.0, 0.5], 40)
+    by_hand = sorted(range(40), key=lambda i: -abs(values[i]))
     modules = Modules(values[None], np.eye(40)[None], ["A"], [f"g{i}" for i in range(40)])
-    np.testing.assert_array_equal(cp.top_subspace(modules, "A", k=5), np.eye(40)[:, :5])
+    np.testing.assert_array_equal(cp.top_subspace(modules, "A", k=12), np.eye(40)[:, by_hand[:12]])
     assert cp.top_subspace(modules, "A").shape == (40, 3)  # k = 3 by default
     genes = [f"g{i}" for i in range(40)]
     shifts = pd.DataFrame([np.zeros(40), np.zeros(40), values], index=["A", "B", "A+B"], columns=genes)
-    assert cp.deviating_genes(shifts, "A+B", n=5)["gene"].tolist() == genes[:5]
+    assert cp.deviating_genes(shifts, "A+B", n=12)["gene"].tolist() == [genes[i] for i in by_hand[:12]]
     # float32 cells far from 0: sums in float32 would be off in the 7th digit
     rng = np.random.default_rng(0)
     X = (1000 + rng.normal(size=(40, 3))).astype(np.float32)
@@ -620,3 +621,30 @@ def test_ties_keep_their_order_and_float32_input_is_averaged_in_float64():
     assert metrics["mean_member"] == pytest.approx(exact[:, :2].mean(), rel=1e-15)
     table = cp.condition_metrics(X, conditions, ["A", "B", "C"])
     assert table.loc[0, "mean_other"] == pytest.approx(exact[20:, 2].mean(), rel=1e-15)
+
+
+def test_float32_subspaces_r2_and_cross_terms_in_float64(small_model):
+    rng = np.random.default_rng(1)
+    A, B = rng.normal(size=(2, 30, 3)).astype(np.float32)
+    QA, QB = np.linalg.qr(A.astype(np.float64))[0], np.linalg.qr(B.astype(np.float64))[0]
+    cosines = np.sort(np.linalg.svd(QA.T @ QB, compute_uv=False))[::-1]
+    np.testing.assert_allclose(np.cos(cp.principal_angles(A, B)), cosines, rtol=1e-12)
+    with pytest.raises(ValueError, match="^The columns of A are linearly dependent"):
+        cp.principal_angles(np.diag([1.0, 1e-10]), np.eye(2))  # exactly at the threshold 1e-10 · s_max
+    observed = (1000 + rng.normal(size=50)).astype(np.float32)
+    predicted = observed + np.float32(0.25)
+    exact = observed.astype(np.float64)
+    expected = 1 - ((exact - (exact + 0.25)) ** 2).sum() / ((exact - exact.mean()) ** 2).sum()
+    assert cp.r2(observed, predicted) == pytest.approx(expected, rel=1e-12)
+    assert cp.r2(exact, predicted) == pytest.approx(expected, rel=1e-12)
+    means = pd.DataFrame((1000 + rng.normal(size=(4, 12))).astype(np.float32), index=["control", "A", "B", "A+B"])
+    Q = interaction_matrices(small_model).numpy()
+    table = cp.model_cross_terms(small_model, means, "A+B", ["A", "B", "C"])
+    rows = means.to_numpy(np.float64)
+    additive = rows[1] + rows[2] - rows[0]
+    np.testing.assert_allclose(table["y_additive"], [additive @ Q[a] @ additive for a in (0, 1)], rtol=1e-12)
+    message = "modules and reference were computed on different genes; compare like with like."
+    modules = _modules({"A": np.eye(9)[:, :3], "B": np.eye(9)[:, 3:6]})
+    other = _modules({"A": np.eye(10)[:, :3], "B": np.eye(10)[:, 3:6]})
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        cp.overlap_null(modules, "A", ["B"], ["A", "B"], k=1, reference=other)
