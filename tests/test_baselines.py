@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -297,3 +298,27 @@ def test_sizes_and_dropout_bounds_are_named():
     assert ReluMLP(3, 4, 2).head.bias is not None and ReluMLP(3, 4, 2, bias=False).head.bias is None
     a, b, c = split_train_val_test(50), split_train_val_test(50, seed=42), split_train_val_test(50, seed=43)
     assert all(np.array_equal(x, y) for x, y in zip(a, b)) and not np.array_equal(a[2], c[2])
+
+
+def test_fit_logistic_iterates_as_scikit_learn_from_the_previous_solution():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 30)).astype(np.float32)
+    X[:, 0] *= 1e3  # ill-conditioned: lbfgs needs hundreds of iterations and stops unconverged at 500
+    y = np.where(X[:, 1] + 0.5 * rng.normal(size=120) > 0, "a", "b")
+    train, val = np.arange(80), np.arange(80, 120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model, table = fit_logistic(X, y, train, val, Cs=(1e-3, 1e3))
+        first = LogisticRegression(C=1e-3, max_iter=500).fit(X[train], y[train])
+        second = LogisticRegression(C=1e3, max_iter=500, warm_start=True)
+        second.coef_, second.intercept_ = first.coef_.copy(), first.intercept_.copy()
+        second.fit(X[train], y[train])  # scikit-learn's warm start from the first solution
+        few = fit_logistic(X, y, train, val, Cs=(1e3,), max_iter=7)[0]
+    assert model.C == 1e3 and second.n_iter_[0] == 500
+    np.testing.assert_allclose(model.coef_, second.coef_, rtol=1e-10)
+    assert few.n_iter_[0] == 7
+    with pytest.raises(ValueError, match=r"^X contains 30 NaN or infinite value\(s\)"):  # a row of NaN
+        fit_logistic(np.where(np.arange(120)[:, None] == 5, np.nan, X), y, train, val)

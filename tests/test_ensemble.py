@@ -244,7 +244,7 @@ def test_split_half_agreement_against_a_numpy_oracle(planted):
     message = "sizes must be positive and at most half the 6 fits, got [0, 1]."
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         bc.stability.ensemble_agreement(members, sizes=(0, 1))
-    two = bc.stability.ensemble_agreement(members[:2], sizes=(1,), n_modules=1)
+    two = bc.stability.ensemble_agreement(members[:4], sizes=(1,), n_modules=1)  # two groups of two
     assert two.columns.tolist() == ["size", "group", *module_reliability(result, n_modules=1).columns]
-    assert two.index.tolist() == list(range(len(two))) and set(two["rank"]) == {0}
+    assert two.index.tolist() == list(range(len(two))) and set(two["rank"]) == {0} and set(two["group"]) == {0, 1}
     assert (module_reliability(members[0], n_modules=1)["rank"] == 0).all()  # one module per pole

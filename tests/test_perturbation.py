@@ -1,6 +1,5 @@
 """sci-Plex2 loader and drug names (a fixture with scPerturb's columns), targets, baselines, recovery metrics."""
 
-import inspect
 import re
 from pathlib import Path
 
@@ -241,8 +240,6 @@ def test_planted_recovery_reads_its_layer_and_finds_the_best_module(tmp_path, mo
     assert table["best module"].tolist() == [1, 1] and (table["AUROC best of modules 0–1"] == 1.0).all()
     # the Wilcoxon signature is the layer's expression of its top genes
     assert table["Spearman Wilcoxon signature vs dose"].tolist() == pytest.approx([1.0, 1.0])
-    defaults = inspect.signature(perturbation.planted_recovery).parameters
-    assert (defaults["n"].default, defaults["n_modules"].default) == (50, 3)  # the chapter's top-50 and modules 0–2
 
 
 def test_recovery_metrics_exact():
@@ -634,6 +631,7 @@ def test_perturbation_helpers_edges_by_hand():
     scores = (1000 + np.random.default_rng(0).normal(size=(40, 1))).astype(np.float32)  # float32, far from 0
     dose = np.repeat(np.float32([0.0, 1.0]), 20)
     profile = perturbation.dose_profile(scores, dose)
+    assert profile.index.dtype == np.float64  # float32 doses read as float64
     exact = scores[:, 0].astype(np.float64)
     np.testing.assert_allclose(profile[("mean", "module 0")], [exact[:20].mean(), exact[20:].mean()], rtol=1e-15)
     np.testing.assert_allclose(profile[("sd", "module 0")], [exact[:20].std(), exact[20:].std()], rtol=1e-12)
@@ -673,15 +671,26 @@ def test_wilcoxon_vs_reference_reads_its_layer_and_names_its_refusals():
         perturbation.wilcoxon_vs_reference(adata, "treatment", "vehicle", within="drug")
 
 
-def test_planted_recovery_keeps_the_gene_order_among_tied_z_scores(tmp_path, monkeypatch):
+def padded_case(tmp_path, monkeypatch, n_pad: int):
+    """The recovery case with ``n_pad`` more genes without signal after the 8: constant, loading 0, z 0."""
     adata, modules, wilcoxon = recovery_case(tmp_path, monkeypatch)
-    pad = [f"P{i}" for i in range(32)]  # 32 genes without signal, after the 8: constant, loading 0
-    genes = list(adata.var_names) + pad
-    X = np.c_[adata.X, np.ones((10, 32), dtype=np.float32)]
+    genes = list(adata.var_names) + [f"P{i}" for i in range(n_pad)]
+    X = np.c_[adata.X, np.ones((10, n_pad), dtype=np.float32)]
     wide = AnnData(X=X, obs=adata.obs, var=pd.DataFrame(index=genes), uns=adata.uns)
-    vectors = np.concatenate([modules.eigenvectors, np.zeros((2, 32, 2))], axis=1)
+    vectors = np.concatenate([modules.eigenvectors, np.zeros((2, n_pad, 2))], axis=1)
     wide.obsm["bilinear_scores"] = np.einsum("ng,tgk->ntk", X, vectors)
-    mods = Modules(modules.eigenvalues, vectors, ["A", "B"], genes)
+    return wide, Modules(modules.eigenvalues, vectors, ["A", "B"], genes), wilcoxon.reindex(genes).fillna(0.0)
+
+
+def test_planted_recovery_defaults_name_the_columns(tmp_path, monkeypatch):
+    adata, modules, wilcoxon = padded_case(tmp_path, monkeypatch, 92)  # 100 genes: poles of the top 50
+    table = perturbation.planted_recovery(adata, modules, wilcoxon)
+    assert "AUROC best of modules 0–2" in table and "precision top-50 module 0" in table
+    assert table.loc["B", "precision top-50 module 0"] == pytest.approx(2 / 50)  # GE, GF and 48 others
+
+
+def test_planted_recovery_keeps_the_gene_order_among_tied_z_scores(tmp_path, monkeypatch):
+    wide, mods, z = padded_case(tmp_path, monkeypatch, 32)
     # B's signed z: 1 for GE and GF and for 11 genes without signal (GG, GH and padding genes), 0 or -1 for the
     # others; ranked in gene order among ties, GE and GF come first, so the signature follows dose
     rng = np.random.default_rng(0)
@@ -689,7 +698,6 @@ def test_planted_recovery_keeps_the_gene_order_among_tied_z_scores(tmp_path, mon
     signed[:4] = rng.choice([0.0, -1.0], 4)
     signed[4:6] = 1.0
     assert (signed == 1).sum() == 13 and signed[6:8].tolist() == [1.0, 1.0]
-    z = wilcoxon.reindex(genes).fillna(0.0)
     z["B"] = -signed  # B's program goes down
     table = perturbation.planted_recovery(wide, mods, z, n_modules=2, n=2)
     assert table.loc["B", "Spearman Wilcoxon signature vs dose"] == pytest.approx(1.0)
