@@ -248,3 +248,54 @@ def test_split_half_agreement_against_a_numpy_oracle(planted):
     assert two.columns.tolist() == ["size", "group", *module_reliability(result, n_modules=1).columns]
     assert two.index.tolist() == list(range(len(two))) and set(two["rank"]) == {0} and set(two["group"]) == {0, 1}
     assert (module_reliability(members[0], n_modules=1)["rank"] == 0).all()  # one module per pole
+
+
+def test_module_reliability_by_hand_on_given_decompositions():
+    X = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    fit = bc.fit(X, X[:, 0] * X[:, 1], seeds=[1, 2], task="regression", n_hidden=2, epochs=1, progress=False)
+    e = np.eye(4)
+    genes = [f"g{i}" for i in range(4)]
+    # the ensemble's modules: eigenvalues 2, 0.5, 0, −1 (0 belongs to neither pole)
+    modules = bc.interpret.Modules(np.array([[2.0, 0.5, 0.0, -1.0]]), e[None], ["0"], genes)
+    tilted = np.c_[0.8 * e[:, 0] + 0.6 * e[:, 1], -0.6 * e[:, 0] + 0.8 * e[:, 1], e[:, 2:]]
+    members = [modules, bc.interpret.Modules(np.array([[3.0, 0.1, -0.2, -4.0]]), tilted[None], ["0"], genes)]
+    table = module_reliability(fit, 3, modules=modules, member_modules=members)
+    columns = ["output", "pole", "rank", "module", "eigenvalue", "share", "member_cos", "split_half_cos"]
+    assert table.columns.tolist() == [*columns, "n_members", "reproducible"]
+    rows = [["positive", 0, 0], ["positive", 1, 1], ["negative", 0, -1]]
+    assert table[["pole", "rank", "module"]].values.tolist() == rows
+    assert table["eigenvalue"].tolist() == [2.0, 0.5, -1.0]  # the given modules', not the fit's
+    # e0 and e1: member 1 has them exactly, member 2's best positive matches are 0.8 e0 + 0.6 e1 and
+    # −0.6 e0 + 0.8 e1, |cos| 0.8 each; e3 both have
+    np.testing.assert_allclose(table["member_cos"], [0.9, 0.9, 1.0])
+    np.testing.assert_allclose(table["split_half_cos"], [0.8, 0.8, 1.0])
+    assert table["reproducible"].tolist() == [True, True, True] and table["reproducible"].dtype == "boolean"
+    norms = bc.interpret.squared_norms(fit)
+    np.testing.assert_allclose(table["share"], np.array([4.0, 0.25, 1.0]) / norms[0])
+    only_negative = bc.interpret.Modules(np.array([[0.0, -1.0, -2.0, -3.0]]), e[None], ["0"], genes)
+    table = module_reliability(fit, 1, modules=only_negative, member_modules=[only_negative] * 2)
+    assert table[["pole", "module"]].values.tolist() == [["negative", -1]]
+    for kwargs, message in [
+        (dict(n_modules=0), "n_modules must be a positive integer, got 0."),
+        (dict(member_modules=members[:1]), "member_modules has 1 entries for 2 members."),
+    ]:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            module_reliability(fit, **{"modules": modules, **kwargs})
+
+
+def test_split_half_of_four_members_against_the_dense_halves(planted):
+    _, _, result = planted
+    four = bc.train.ensemble(result.members[:4])
+    table = module_reliability(four, n_modules=1)
+    halves = [[m.model for m in four.members[:2]], [m.model for m in four.members[2:]]]
+    values, vectors = _dense_modules([m.model for m in four.members])
+    for module in (0, -1):
+        target = vectors[:, module]
+        matches = []
+        for half in halves:  # each half's ensemble: its best match among its 10 leading modules of the pole
+            own_values, own_vectors = _dense_modules(half)
+            pole = np.flatnonzero(own_values > 0) if values[module] > 0 else np.flatnonzero(own_values < 0)[::-1]
+            candidates = own_vectors[:, pole[:10]]
+            matches.append(candidates[:, np.abs(candidates.T @ target).argmax()])
+        row = table[table["module"] == module]
+        assert row["split_half_cos"].item() == pytest.approx(abs(matches[0] @ matches[1]), abs=1e-6)

@@ -210,7 +210,7 @@ def test_reliability_of_finds_a_module_by_its_index_or_its_negative_index():
     # a short spectrum whose negative pole reaches before its middle: column 1 of 4 is module −3
     four = Modules(np.array([[3.0, -1, -2, -5]]), np.eye(4)[None], ["a"], [f"g{i}" for i in range(4)])
     four.reliability = pd.DataFrame({"output": "a", "module": [0, -1, -2, -3], "reproducible": True})
-    assert [reliability_of(four, "a", m)["module"] for m in (0, 1, 2, 3, -3)] == [0, -3, -2, -1, -3]
+    assert [reliability_of(four, "a", m)["module"] for m in (0, 1, 2, 3, -3, -4)] == [0, -3, -2, -1, -3, 0]
     for module in (4, -5):
         with pytest.raises(IndexError, match=f"^module {module} out of range: the spectrum has 4 modules.$"):
             reliability_of(four, "a", module)

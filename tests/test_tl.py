@@ -175,6 +175,9 @@ def test_train_many_records_what_train_records(counts, n_jobs):
     alone = bc.tl.train(adata.copy(), "targets", n_targets=1, key_added="many", **FIT)
     record = adata.uns["many"]
     assert record["n_targets"] == 1 and list(record["output_names"]) == alone.output_names == ["0"]
+    labelled = bc.tl.train_many(adata, "cell_type", {"kinds": {}}, layer="spliced", n_jobs=n_jobs, **FIT)
+    assert list(adata.uns["kinds"]["classes"]) == ["A", "B", "C"] and adata.uns["kinds"]["layer"] == "spliced"
+    assert labelled["kinds"].preprocessing["input_layer"] == "spliced"
 
 
 def test_modules_of_a_fit_without_a_record_or_gene_names(counts):
