@@ -322,3 +322,14 @@ def test_fit_logistic_iterates_as_scikit_learn_from_the_previous_solution():
     assert few.n_iter_[0] == 7
     with pytest.raises(ValueError, match=r"^X contains 30 NaN or infinite value\(s\)"):  # a row of NaN
         fit_logistic(np.where(np.arange(120)[:, None] == 5, np.nan, X), y, train, val)
+
+
+def test_regression_scores_of_float32_values_in_float64():
+    rng = np.random.default_rng(0)
+    truth = (1000 + rng.normal(size=(40, 2))).astype(np.float32)
+    pred = (truth + rng.normal(size=(40, 2)).astype(np.float32) / 8).astype(np.float32)
+    t, p = truth.astype(np.float64), pred.astype(np.float64)
+    scores = regression_scores(truth, pred)
+    assert scores["mae"] == pytest.approx(np.abs(t - p).mean(), rel=1e-13)
+    r2 = 1 - ((t - p) ** 2).sum(0) / ((t - t.mean(0)) ** 2).sum(0)
+    assert scores["r2"] == pytest.approx(r2.mean(), rel=1e-10)

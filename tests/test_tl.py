@@ -222,6 +222,14 @@ def test_modules_orient_by_the_recorded_task_and_targets(counts):
         adata.obs["code"].astype(str).to_numpy()[result.train_idx],
     )  # fmt: skip
     np.testing.assert_array_equal(mods.eigenvectors, expected.eigenvectors)
+    # one numeric obs column: regression, oriented by the covariance with it
+    size = bc.tl.train(adata, "size", key_added="size", **FIT)
+    mods = bc.tl.modules(adata, size, key_added="size")
+    expected = bc.interpret.orient_modules(
+        bc.eigendecompose(size), np.asarray(adata.X.todense())[size.train_idx],
+        adata.obs["size"].to_numpy()[size.train_idx],
+    )  # fmt: skip
+    np.testing.assert_array_equal(mods.eigenvectors, expected.eigenvectors)
     # one regression output of an obsm target's first column: its covariance with the scores orients
     adata.obsm["targets"] = np.column_stack([adata.obs["size"], -adata.obs["size"]])
     one = bc.tl.train(adata, "targets", n_targets=1, key_added="one", **FIT)
