@@ -293,3 +293,64 @@ def test_scores_and_float64_sums_against_numpy(small_model):
     one = bc.BilinearMLP(12, 4, 1, bias=False).double()
     single = bc.interpret.expansion_summary(one, X, targets.iloc[:, 0].to_numpy())  # (n,) for one output
     assert summary.shape == (3, 4) and single.index.tolist() == ["0"] and np.isfinite(single.to_numpy()).all()
+
+
+def test_orientation_by_hand_keeps_names_dtype_reliability_and_zero_covariance():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 5))
+    vectors = np.linalg.qr(rng.normal(size=(5, 3)))[0]  # 3 modules of 5 genes
+    modules = bc.interpret.Modules(
+        np.arange(3.0)[None].repeat(2, 0), np.stack([vectors, vectors]).astype(np.float32), ["a", "b"],
+        [f"g{i}" for i in range(5)], reliability=pd.DataFrame({"module": [0]}),
+    )  # fmt: skip
+    # two targets of very different means: each is centred on its own mean
+    Y = np.c_[X @ vectors[:, 0], 100 + X @ vectors[:, 1] + rng.normal(size=30)]
+    oriented = bc.interpret.orient_modules(modules, X, Y)
+    for a in range(2):
+        for k in range(3):
+            cov = np.cov(X.astype(np.float32).astype(np.float64) @ vectors[:, k].astype(np.float32), Y[:, a])[0, 1]
+            assert np.sign(oriented.eigenvectors[a, 0, k] / modules.eigenvectors[a, 0, k]) == (1 if cov >= 0 else -1)
+    assert oriented.eigenvectors.dtype == np.float32 and oriented.var_names == modules.var_names
+    assert oriented.reliability is modules.reliability
+    constant = bc.interpret.orient_modules(modules, X, np.ones((30, 2)))  # covariance 0: the signs stay
+    np.testing.assert_array_equal(constant.eigenvectors, modules.eigenvectors)
+    for call, error, message in [
+        (lambda: bc.interpret.orient_modules(modules, X[:, :4], Y), ValueError,
+         "X has 4 genes but the modules were computed on 5."),
+        (lambda: bc.interpret.orient_modules(modules, X, np.ones((30, 2, 1))), ValueError,
+         "targets must be 1-d labels or a 2-d (cells, outputs) array, got shape (30, 2, 1)."),
+        (lambda: bc.interpret.orient_modules(modules, X, np.where(np.eye(30, 2) > 0, np.nan, Y)), ValueError,
+         "targets contain 2 NaN or infinite value(s)."),
+        (lambda: bc.interpret.module_scores(X[:, :4], modules, 0), ValueError,
+         "X has 4 genes but the modules were computed on 5."),
+        (lambda: modules.vectors(2), IndexError, "Output 2 out of range for 2 outputs."),
+        (lambda: modules.vectors(-3), IndexError, "Output -3 out of range for 2 outputs."),
+        (lambda: bc.interpret.n_top_genes(100, 0.0), ValueError, "fraction must lie in (0, 0.5], got 0.0."),
+        (lambda: bc.interpret.n_top_genes(100, 0.6), ValueError, "fraction must lie in (0, 0.5], got 0.6."),
+        (lambda: bc.interpret.leading_modules(bc.BilinearMLP(5, 2), 0), ValueError,
+         "n must be a positive integer, got 0."),
+        (lambda: bc.model.ensemble([]), TypeError, "ensemble needs a non-empty list of BilinearMLP models."),
+        (lambda: bc.model.ensemble([bc.BilinearMLP(5, 2), bc.BilinearMLP(5, 2, bias=True)]), ValueError,
+         "Member 1 has 5 inputs, 1 outputs (bias=True); member 0 has "),
+    ]:  # fmt: skip
+        with pytest.raises(error, match="^" + re.escape(message)):
+            call()
+    np.testing.assert_array_equal(modules.vectors(-2), modules.eigenvectors[0])
+    assert bc.interpret.n_top_genes(1000, 0.5, min_genes=1) == 500
+
+
+def test_pole_order_names_outputs_and_lanczos_determinism():
+    values = np.random.default_rng(0).choice([1.0, -1.0, 0.5], 40)
+    up, down = bc.interpret.pole_indices(values, 12)
+    by_hand = sorted(range(40), key=lambda i: values[i])  # stable: ties in order of position
+    assert down.tolist() == by_hand[:12] and up.tolist() == by_hand[::-1][:12]
+    torch.manual_seed(4)
+    model = bc.BilinearMLP(6, 3, 2)
+    Q = interaction_matrices(model).numpy()
+    np.testing.assert_allclose(interaction_matrices(model, outputs=[1]).numpy(), Q[[1]], rtol=1e-12)
+    np.testing.assert_allclose(interaction_matrices(model, outputs=1).numpy(), Q[[1]], rtol=1e-12)
+    exact = bc.interpret.leading_modules(model, 1, output_names=["p", "q"], var_names=list("abcdef"))
+    assert exact.output_names == ["p", "q"] and exact.var_names == list("abcdef")
+    big = bc.BilinearMLP(30, n_hidden=260, n_out=1)  # Lanczos from a fixed start: the same numbers every time
+    first, second = (bc.interpret.leading_modules(big, 2) for _ in range(2))
+    np.testing.assert_array_equal(first.eigenvectors, second.eigenvectors)
