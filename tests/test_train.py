@@ -1,10 +1,12 @@
 import dataclasses
+import functools
 import re
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn.model_selection
 import torch
 
 import bilinear_core as bc
@@ -238,3 +240,66 @@ def test_names_timings_and_report_precision_of_a_fit():
     for name in ["neg", "pos"]:
         predicted = calls == name
         assert table.loc[name, "precision"] == (truth[predicted] == name).sum() / max(predicted.sum(), 1)
+
+
+def test_cells_per_second_count_every_training_cell_over_the_epochs_time(monkeypatch):
+    X, y = _quadratic_problem(n=100)
+    ticks = iter(np.arange(0.0, 1e6, 0.5))  # a clock that advances half a second per reading
+    monkeypatch.setattr(bc.train.time, "perf_counter", lambda: float(next(ticks)))
+    result = bc.fit(X, y, task="regression", n_hidden=4, epochs=3, batch_size=16, progress=False)
+    assert result.timings["train_cells_per_s"] == 3 * len(result.train_idx) / (3 * 0.5)
+
+
+def test_the_ensemble_path_keeps_split_names_and_record(tmp_path):
+    X, y = _quadratic_problem(n=80)
+    labels = np.where(y > 0, "pos", "neg")
+    fast = dict(n_hidden=4, epochs=1, progress=False)
+    train, val = np.arange(50), np.arange(50, 80)
+    genes = [f"g{i}" for i in range(8)]
+    both = bc.fit(X, labels, seeds=[1, 2], train_idx=train, val_idx=val, var_names=genes, output_names=["n", "p"],
+                  **fast)  # fmt: skip
+    assert np.array_equal(both.train_idx, train) and np.array_equal(both.val_idx, val)
+    assert both.var_names == genes and both.output_names == ["n", "p"] and both.classes == ["neg", "pos"]
+    assert both.task == "classification" and both.timings == {} and "epoch" in both.history
+    assert all(m.var_names == genes for m in both.members)
+    split = dict(train_idx=train, val_idx=val)
+    a = bc.fit(X, y, task="regression", lr=0.01, seed=1, **split, **fast)
+    b = bc.fit(X, y, task="regression", lr=0.02, seed=2, **split, **fast)
+    a.preprocessing = b.preprocessing = {"target_sum": 1e4}
+    merged = bc.train.ensemble([a, b])
+    assert merged.settings["lr"] == 0.01 and merged.settings["seeds"] == [1, 2]  # the first member's settings
+    assert merged.preprocessing == {"target_sum": 1e4} and merged.history["epoch"].tolist() == [1]
+    other = bc.fit(X, y, task="regression", val_idx=np.arange(24), train_idx=np.arange(24, 80), **fast)
+    moved = bc.fit(X, y, task="regression", val_idx=np.arange(1, 25), train_idx=np.arange(24, 80), **fast)
+    with pytest.raises(ValueError, match="^Member 1 differs from member 0"):
+        bc.train.ensemble([other, moved])  # same training cells, other validation cells
+    with pytest.raises(TypeError, match="^ensemble needs a non-empty list of FitResult objects.$"):
+        bc.train.ensemble([])
+    relu = bc.fit(X, y, task="regression", model_factory=functools.partial(bc.baselines.ReluMLP), **fast)
+    assert relu.settings["model"].startswith("functools.partial(<class 'bilinear_core.baselines.ReluMLP'>")
+    assert bc.fit(X, y, task="regression", bias=True, **fast).model.left.bias is not None
+
+
+def test_more_refusals_name_the_problem_exactly():
+    X, y = _quadratic_problem(n=60)
+    fast = dict(task="regression", n_hidden=4, epochs=1, progress=False)
+    relu = bc.baselines.ReluMLP
+    cases = [
+        (lambda: bc.fit(X, y, var_names=["a"], **fast), "var_names has 1 entries for 8 genes (columns of X)"),
+        (lambda: bc.fit(X, y, gene_set_penalty=0.1, gene_sets={"s": ["a"]}, **fast),
+         "The gene-set penalty needs var_names (the genes of X's columns) to "),
+        (lambda: bc.fit(X, y, seeds=[1, 2], model_factory=relu, **fast),
+         "seeds= builds an exact ensemble of bilinear MLPs; it cannot train a model_factory."),
+        (lambda: bc.fit(X[:5], y[:5], seeds=[1, 2], **fast), "Training needs at least"),
+        (lambda: bc.fit(X, y, model_factory=relu, gene_set_penalty=0.1, gene_sets={"s": ["g0"]},
+                        var_names=[f"g{i}" for i in range(8)], **fast),
+         "The penalties act on the bilinear factors W, V: train them with model_factory=None."),
+        (lambda: bc.train.fit_jobs(X, y, {}), "runs must be a non-empty {key: {keyword: value}} dict."),
+        (lambda: bc.train.split_indices(10, 1.0), "val_fraction must lie in (0, 1), got 1.0."),
+    ]  # fmt: skip
+    for call, message in cases:
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            call()
+    train, val = bc.train.split_indices(100)  # 30 % validation, seed 42 by default
+    expected = sklearn.model_selection.train_test_split(np.arange(100), test_size=0.3, random_state=42)
+    assert np.array_equal(val, np.sort(expected[1])) and np.array_equal(train, np.sort(expected[0]))
