@@ -189,6 +189,7 @@ def test_patience_stops_at_the_epoch_the_history_implies_and_keeps_the_best_weig
     best = [int(np.argmin(val[: e + 1])) for e in range(len(val))]
     stop = next(e for e in range(len(val)) if e - best[e] >= 3)  # first epoch 3 past the best so far
     assert len(val) == stop + 1 < 60
+    assert result.best_epoch == best[-1] + 1  # epochs count from 1
     _, _, pred = _forward(_weights(result), X[30:].astype(np.float64))
     np.testing.assert_allclose(((pred - y[30:]) ** 2).mean(), val.min(), rtol=1e-5)  # the best epoch's weights
 
@@ -203,3 +204,5 @@ def test_history_losses_are_the_mean_over_all_cells_of_many_batches():
     error = (result.predict(X)[:, 0] - y) ** 2
     np.testing.assert_allclose(result.history["train_loss"], error[result.train_idx].mean(), rtol=1e-5)
     np.testing.assert_allclose(result.history["val_loss"], error[result.val_idx].mean(), rtol=1e-5)
+    absolute = np.abs(result.predict(X)[:, 0] - y)  # the metric too is summed over every batch
+    np.testing.assert_allclose(result.history["train_mae"], absolute[result.train_idx].mean(), rtol=1e-5)

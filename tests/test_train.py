@@ -303,3 +303,41 @@ def test_more_refusals_name_the_problem_exactly():
     train, val = bc.train.split_indices(100)  # 30 % validation, seed 42 by default
     expected = sklearn.model_selection.train_test_split(np.arange(100), test_size=0.3, random_state=42)
     assert np.array_equal(val, np.sort(expected[1])) and np.array_equal(train, np.sort(expected[0]))
+
+
+def test_settings_records_and_names_by_hand():
+    X, y = _quadratic_problem(n=60)
+    labels = np.where(y > 0, "pos", "neg")
+    fast = dict(n_hidden=4, epochs=1, progress=False)
+    clf = bc.fit(X, labels, **fast)
+    assert clf.settings["task"] == "classification" and clf.settings["loss"] == "cross_entropy"
+    assert TrainSettings(task="classification", loss="cross_entropy").loss == "cross_entropy"
+    settings = TrainSettings(task="regression")
+    assert TrainSettings.resolve(settings) is settings and TrainSettings.resolve(settings, lr=0.5).lr == 0.5
+    assert bc.BilinearMLP(3).n_out == 1
+    modules = bc.eigendecompose(bc.BilinearMLP(3, 2))
+    assert modules.var_names == ["0", "1", "2"] and modules.output_names == ["0"]
+    assert bc.eigendecompose(clf, output_names=["n", "p"]).output_names == ["n", "p"]
+    cases = [
+        (lambda: bc.eigendecompose("model"), TypeError, "Pass a BilinearMLP or a fit result holding one, got str."),
+        (lambda: bc.fit(X, labels[:, None].repeat(2, 1), **fast), ValueError,
+         "Classification labels must be 1-d, got shape (60, 2)."),
+        (lambda: bc.fit(X, y[:, None, None], task="regression", **fast), ValueError,
+         "Regression targets must be 1-d or 2-d, got shape (60, 1, 1)."),
+        (lambda: bc.fit(X, np.where(np.arange(60) == 3, np.nan, y), task="regression", **fast), ValueError,
+         "The regression targets contains 1 NaN or infinite value(s)"),
+        (lambda: bc.fit(X, y, task="regression", output_names=["a", "b"], **fast), ValueError,
+         "output_names has 2 entries for 1 outputs."),
+        (lambda: TrainSettings(gene_penalty=0.1, gene_set_penalty=0.1), ValueError,
+         "gene_penalty and gene_set_penalty exclude each other; set one of them to 0."),
+        (lambda: TrainSettings(gene_set_penalty=0.1), ValueError, "gene_set_penalty > 0 needs gene_sets"),
+        (lambda: bc.fit(X, y, task="regression", checkpoint="run.ckpt", **fast), TypeError,
+         "checkpoint must be a bilinear_core.checkpoint.Checkpoint, e.g. Checkpoint('run.ckpt', every=500); "
+         "got 'run.ckpt'."),
+        (lambda: bc.fit(X, y, task="regression", resume=True, **fast), TypeError,
+         "checkpoint must be a bilinear_core.checkpoint.Checkpoint, e.g. Checkpoint('run.ckpt', every=500) "
+         "(resume needs one); got None."),
+    ]  # fmt: skip
+    for call, error, message in cases:
+        with pytest.raises(error, match="^" + re.escape(message)):
+            call()
