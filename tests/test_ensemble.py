@@ -220,23 +220,28 @@ def _dense_modules(models):
     return values[::-1], vectors[:, ::-1]
 
 
+def _split_half_cos(halves, module: int) -> float:
+    """|cos| between the two halves' best matches of ``module`` of their joint ensemble, in numpy: each half (a
+    list of models, combined as an ensemble) matches among its 10 leading modules of the module's sign."""
+    values, vectors = _dense_modules([m for half in halves for m in half])
+    matches = []
+    for half in halves:
+        own_values, own_vectors = _dense_modules(half)
+        pole = np.flatnonzero(own_values > 0) if values[module] > 0 else np.flatnonzero(own_values < 0)[::-1]
+        candidates = own_vectors[:, pole[:10]]
+        matches.append(candidates[:, np.abs(candidates.T @ vectors[:, module]).argmax()])
+    return abs(matches[0] @ matches[1])
+
+
 def test_split_half_agreement_against_a_numpy_oracle(planted):
     X, u, result = planted
     members = result.members
     table = bc.stability.ensemble_agreement(members, sizes=(1, 3))
     assert sorted(set(zip(table["size"], table["group"]))) == [(1, 0), (1, 1), (1, 2), (3, 0)]
-    pair = [members[2].model, members[3].model]  # group 1 of size 1: two single fits
-    values, vectors = _dense_modules(pair)
+    pair = [[members[2].model], [members[3].model]]  # group 1 of size 1: two single fits
     for module in (0, -1):
-        target = vectors[:, module]
-        matches = []
-        for model in pair:  # each member's best match among its 10 leading modules of the target's sign
-            own_values, own_vectors = _dense_modules([model])
-            pole = np.flatnonzero(own_values > 0) if values[module] > 0 else np.flatnonzero(own_values < 0)[::-1]
-            candidates = own_vectors[:, pole[:10]]
-            matches.append(candidates[:, np.abs(candidates.T @ target).argmax()])
         row = table[(table["size"] == 1) & (table["group"] == 1) & (table["module"] == module)]
-        assert row["split_half_cos"].item() == pytest.approx(abs(matches[0] @ matches[1]), abs=1e-6)
+        assert row["split_half_cos"].item() == pytest.approx(_split_half_cos(pair, module), abs=1e-6)
     whole = module_reliability(result)
     np.testing.assert_allclose(table.loc[table["size"] == 3, "split_half_cos"], whole["split_half_cos"], atol=1e-9)
     with pytest.raises(ValueError, match="at most half the 6 fits"):
@@ -288,14 +293,6 @@ def test_split_half_of_four_members_against_the_dense_halves(planted):
     four = bc.train.ensemble(result.members[:4])
     table = module_reliability(four, n_modules=1)
     halves = [[m.model for m in four.members[:2]], [m.model for m in four.members[2:]]]
-    values, vectors = _dense_modules([m.model for m in four.members])
     for module in (0, -1):
-        target = vectors[:, module]
-        matches = []
-        for half in halves:  # each half's ensemble: its best match among its 10 leading modules of the pole
-            own_values, own_vectors = _dense_modules(half)
-            pole = np.flatnonzero(own_values > 0) if values[module] > 0 else np.flatnonzero(own_values < 0)[::-1]
-            candidates = own_vectors[:, pole[:10]]
-            matches.append(candidates[:, np.abs(candidates.T @ target).argmax()])
         row = table[table["module"] == module]
-        assert row["split_half_cos"].item() == pytest.approx(abs(matches[0] @ matches[1]), abs=1e-6)
+        assert row["split_half_cos"].item() == pytest.approx(_split_half_cos(halves, module), abs=1e-6)

@@ -201,8 +201,8 @@ def test_history_losses_are_the_mean_over_all_cells_of_many_batches():
     X = rng.normal(size=(50, 4)).astype(np.float32)
     y = X[:, 0] * X[:, 1]
     result = bc.fit(X, y, task="regression", n_hidden=3, epochs=2, lr=1e-30, batch_size=8, progress=False, loss="mse")
-    error = (result.predict(X)[:, 0] - y) ** 2
-    np.testing.assert_allclose(result.history["train_loss"], error[result.train_idx].mean(), rtol=1e-5)
-    np.testing.assert_allclose(result.history["val_loss"], error[result.val_idx].mean(), rtol=1e-5)
-    absolute = np.abs(result.predict(X)[:, 0] - y)  # the metric too is summed over every batch
-    np.testing.assert_allclose(result.history["train_mae"], absolute[result.train_idx].mean(), rtol=1e-5)
+    residual = result.predict(X)[:, 0] - y
+    np.testing.assert_allclose(result.history["train_loss"], (residual**2)[result.train_idx].mean(), rtol=1e-5)
+    np.testing.assert_allclose(result.history["val_loss"], (residual**2)[result.val_idx].mean(), rtol=1e-5)
+    # the metric too is summed over every batch
+    np.testing.assert_allclose(result.history["train_mae"], np.abs(residual)[result.train_idx].mean(), rtol=1e-5)

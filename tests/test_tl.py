@@ -214,29 +214,17 @@ def test_modules_of_a_fit_without_a_record_or_gene_names(counts):
 
 def test_modules_orient_by_the_recorded_task_and_targets(counts):
     adata = bc.pp.preprocess(counts, n_top_genes=30, min_cells=10)
-    adata.obs["code"] = adata.obs["cell_type"].cat.codes.astype(int)  # integers taken as labels
-    result = bc.tl.train(adata, "code", task="classification", key_added="codes", **FIT)
-    mods = bc.tl.modules(adata, result, key_added="codes")
-    expected = bc.interpret.orient_modules(
-        bc.eigendecompose(result), np.asarray(adata.X.todense())[result.train_idx],
-        adata.obs["code"].astype(str).to_numpy()[result.train_idx],
-    )  # fmt: skip
-    np.testing.assert_array_equal(mods.eigenvectors, expected.eigenvectors)
-    # one numeric obs column: regression, oriented by the covariance with it
-    size = bc.tl.train(adata, "size", key_added="size", **FIT)
-    mods = bc.tl.modules(adata, size, key_added="size")
-    expected = bc.interpret.orient_modules(
-        bc.eigendecompose(size), np.asarray(adata.X.todense())[size.train_idx],
-        adata.obs["size"].to_numpy()[size.train_idx],
-    )  # fmt: skip
-    np.testing.assert_array_equal(mods.eigenvectors, expected.eigenvectors)
-    # one regression output of an obsm target's first column: its covariance with the scores orients
+    adata.obs["code"] = adata.obs["cell_type"].cat.codes.astype(int)
     adata.obsm["targets"] = np.column_stack([adata.obs["size"], -adata.obs["size"]])
-    one = bc.tl.train(adata, "targets", n_targets=1, key_added="one", **FIT)
-    mods = bc.tl.modules(adata, one, key_added="one")
-    expected = bc.interpret.orient_modules(
-        bc.eigendecompose(one),
-        np.asarray(adata.X.todense())[one.train_idx],
-        adata.obs["size"].to_numpy()[one.train_idx],
-    )
-    np.testing.assert_array_equal(mods.eigenvectors, expected.eigenvectors)
+    X = np.asarray(adata.X.todense())
+    size = adata.obs["size"].to_numpy()
+    cases = {  # key: (target, training options, what orients on the training cells)
+        "codes": ("code", dict(task="classification"), adata.obs["code"].astype(str).to_numpy()),  # integer labels
+        "size": ("size", {}, size),  # one numeric obs column: regression
+        "one": ("targets", dict(n_targets=1), size),  # the first column of an obsm target
+    }
+    for key, (target, options, truth) in cases.items():
+        result = bc.tl.train(adata, target, key_added=key, **FIT, **options)
+        mods = bc.tl.modules(adata, result, key_added=key)
+        expected = bc.interpret.orient_modules(bc.eigendecompose(result), X[result.train_idx], truth[result.train_idx])
+        np.testing.assert_array_equal(mods.eigenvectors, expected.eigenvectors)
