@@ -264,10 +264,10 @@ def test_top_genes_and_gene_ranks_tables_whole():
 def test_scores_and_float64_sums_against_numpy(small_model):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(25, 12)) + 1000  # float64 values that float32 would round, far from 0
-    modules = bc.eigendecompose(small_model)
-    scores = bc.interpret.module_scores(X.astype(np.float32), modules, 0)
-    assert scores.shape == (25, 3) and scores.dtype == np.float32  # the default 3 modules, float32 as X
     X32 = X.astype(np.float32)
+    modules = bc.eigendecompose(small_model)
+    scores = bc.interpret.module_scores(X32, modules, 0)
+    assert scores.shape == (25, 3) and scores.dtype == np.float32  # the default 3 modules, float32 as X
     targets = pd.DataFrame(rng.normal(size=(25, 3)), columns=modules.output_names)
     table = bc.interpret.module_target_correlations(X32, modules, targets.to_numpy(), n_modules=2)
     for a in range(3):
@@ -281,7 +281,7 @@ def test_scores_and_float64_sums_against_numpy(small_model):
     message = "Output(s) ['0', '1', '2'] never occur in the labels, so they cannot be oriented one-vs-rest; labels "
     with pytest.raises(ValueError, match="^" + re.escape(message + f"hold {sorted(set(labels))[:10]}.") + "$"):
         bc.interpret.orient_modules(modules, X, labels)
-    # module contributions and the mean expansion in float64: exact against NumPy on float64 cells
+    # the mean expansion and module contributions in float64, against NumPy
     parts = bc.interpret.mean_expansion(small_model, X32)  # float32 cells, expanded in float64
     d = X32.astype(np.float64) - X32.astype(np.float64).mean(axis=0)
     Q = interaction_matrices(small_model).numpy()
